@@ -1,0 +1,27 @@
+# featgeom: regenerate every table and figure of HAFrame (ICCV 2023) and MSC / Hinge CE.
+#   snakemake --cores 8 --profile slurm                       (the papers, config/config.yaml)
+#   snakemake --cores 2 --configfile config/demo.yaml         (embedded synthetic data, CPU)
+# Only includes and target rules live here; see workflow/rules/*.smk.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The papers' config is the default; `--configfile X` replaces it instead of being merged into it.
+if not config:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/hierarchy.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,66 @@
+"""Run-level evaluation (numpy / scikit-learn only): metrics.json of a run, CRM re-ranking,
+and the MSC fine-grained linear probe on frozen features."""
+from __future__ import annotations
+
+import numpy as np
+
+from featgeom import metrics, probe
+
+
+def load_scores(path) -> tuple[np.ndarray, np.ndarray]:
+    """scores [N,K] float32 and labels [N] int64 from a test_logits.npz, validated."""
+    with np.load(path) as data:
+        missing = {"scores", "labels"} - set(data.files)
+        if missing:
+            raise ValueError(f"{path}: missing array(s) {sorted(missing)}")
+        scores, labels = data["scores"], data["labels"]
+    if scores.ndim != 2 or labels.shape != (scores.shape[0],):
+        raise ValueError(f"{path}: scores {scores.shape} and labels {labels.shape} do not match")
+    if labels.size and (labels.min() < 0 or labels.max() >= scores.shape[1]):
+        raise ValueError(f"{path}: labels outside 0..{scores.shape[1] - 1}")
+    return scores, labels
+
+
+def run_metrics(scores, labels, distances, label_level="fine", train_counts=None, longtail=None) -> dict:
+    """metrics.json content. Fine-level runs get the hierarchy metrics on the full test set;
+    coarse-level runs (MSC pretraining) get top-1; long-tail runs add many/medium/few-shot top-1."""
+    if label_level == "coarse":
+        result = {"top1": metrics.top1_accuracy(scores, labels), "n_test": int(labels.size)}
+    else:
+        if distances.shape[0] != scores.shape[1]:
+            raise ValueError(f"scores have {scores.shape[1]} classes but the distance matrix {distances.shape[0]}")
+        result = metrics.hierarchy_metrics(scores, labels, distances)
+    if train_counts is not None:
+        shots = metrics.shot_accuracies(scores.argmax(1), labels, train_counts,
+                                        many_above=longtail.get("many_above", 100),
+                                        few_below=longtail.get("few_below", 20))
+        result.update({k: v for k, v in shots.items() if k != "top1"})
+    return result
+
+
+def crm_test_scores(logits, distances) -> np.ndarray:
+    """CRM scores (negated expected LCA distance) of a CE run's test logits, float32."""
+    if distances.shape[0] != logits.shape[1]:
+        raise ValueError(f"logits have {logits.shape[1]} classes but the distance matrix {distances.shape[0]}")
+    return metrics.crm_scores(logits, distances).astype(np.float32)
+
+
+def load_features(path) -> dict:
+    needed = ("train_features", "train_labels_fine", "train_labels_coarse",
+              "test_features", "test_labels_fine", "test_labels_coarse")
+    with np.load(path) as data:
+        missing = sorted(set(needed) - set(data.files))
+        if missing:
+            raise ValueError(f"{path}: missing array(s) {missing}")
+        return {k: data[k] for k in data.files}
+
+
+def fine_probe(features: dict, distances, C=1.0, max_iter=1000, seed=0) -> dict:
+    """Linear probe on the fine labels of frozen (coarse-pretrained) features: probe.json content."""
+    scores, info = probe.linear_probe(features["train_features"], features["train_labels_fine"],
+                                      features["test_features"], features["test_labels_fine"],
+                                      C=C, max_iter=max_iter, seed=seed, n_classes=distances.shape[0])
+    fine = metrics.hierarchy_metrics(scores, features["test_labels_fine"], distances)
+    return {"probe_top1": fine["top1"], "probe_mistake_severity": fine["mistake_severity"],
+            "probe_hierdist@1": fine["hierdist@1"], "probe_hierdist@5": fine["hierdist@5"],
+            "n_test": fine["n_test"], "probe": info}

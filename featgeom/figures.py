@@ -1,0 +1,72 @@
+"""Assemble the per-dataset figures from run outputs (numpy + matplotlib, no torch)."""
+from __future__ import annotations
+
+import numpy as np
+
+from featgeom import plots
+from featgeom.evaluation import load_features
+from featgeom.io import read_json
+from featgeom.reporting import parse_run_path
+
+NC_CURVE_METRICS = ("nc1", "angular_collapse_mean", "nc3_self_duality", "cone_angle_mean_deg")
+
+
+def nc_curves(collapse_paths) -> dict:
+    """{"experiment/method": {metric: [(epoch, value), ...]}} from seed-0 collapse.json files."""
+    curves = {}
+    for path in collapse_paths:
+        run = parse_run_path(path)
+        history = read_json(path)["history"]
+        curves[f"{run['experiment']}/{run['method']}"] = {
+            metric: [(h["epoch"], h[metric]) for h in history if metric in h] for metric in NC_CURVE_METRICS}
+    return curves
+
+
+def plot_nc(collapse_paths, path_stem):
+    curves = nc_curves(collapse_paths)
+    metrics = [m for m in NC_CURVE_METRICS if any(c.get(m) for c in curves.values())]
+    return plots.plot_nc_curves(curves, metrics, path_stem)
+
+
+def tsne_figure(feature_paths, levels: dict, path_stem, backend="opentsne", max_per_class=200, n_jobs=1):
+    """MSC Figure 1 style: test features of 3 coarse x 2 fine classes, one t-SNE panel per method.
+    The same samples are embedded for every method (chosen from the first run's labels)."""
+    panels, chosen = [], None
+    for path in feature_paths:
+        feats = load_features(path)
+        fine, coarse = feats["test_labels_fine"], feats["test_labels_coarse"]
+        if chosen is None:
+            chosen, _, _ = plots.select_tsne_subset(fine, coarse, max_per_class=max_per_class)
+        embedding = plots.tsne_embed(feats["test_features"][chosen], backend=backend, n_jobs=n_jobs)
+        panels.append((parse_run_path(path)["method"], embedding, fine[chosen], coarse[chosen]))
+    return plots.plot_tsne_panels(panels, path_stem, fine_names=dict(enumerate(levels["class_order"])),
+                                  coarse_names=dict(enumerate(levels["levels"][0]["names"])))
+
+
+def muller_classes(num_outputs: int, levels: dict) -> np.ndarray:
+    """Three classifier rows to project on: for a leaf-level classifier two siblings and one class
+    from another branch; for a coarse (top-level) classifier three coarse classes."""
+    if num_outputs == len(levels["class_order"]) and len(levels["levels"]) >= 2:
+        return plots.default_muller_classes(np.asarray(levels["levels"][-2]["labels"]))
+    return np.arange(min(3, num_outputs))
+
+
+def muller_panel(path, levels: dict, max_per_class=200):
+    """(title, coords, labels 0..2, template coords, class names) for one run's train features."""
+    feats = load_features(path)
+    weight, bias = feats["classifier_weight"], feats["classifier_bias"]
+    labels = feats["train_labels_fine"] if weight.shape[0] == len(levels["class_order"]) else feats["train_labels_coarse"]
+    classes = muller_classes(weight.shape[0], levels)
+    X, W = plots.augment_with_bias(feats["train_features"], weight, bias if bias.size else None)
+    rng = np.random.default_rng(0)
+    per_class = [rng.permutation(np.flatnonzero(labels == c))[:max_per_class] for c in classes]
+    picked = np.concatenate(per_class)
+    local = np.concatenate([np.full(len(idx), i) for i, idx in enumerate(per_class)])  # template index 0..2
+    templates = W[classes]
+    names = levels["class_order"] if weight.shape[0] == len(levels["class_order"]) else levels["levels"][0]["names"]
+    return (parse_run_path(path)["method"], plots.muller_projection(X[picked], templates), local,
+            plots.muller_projection(templates, templates), [names[c] for c in classes])
+
+
+def muller_figure(feature_paths, levels: dict, path_stem, max_per_class=200):
+    return plots.plot_muller_panels([muller_panel(p, levels, max_per_class) for p in feature_paths], path_stem)

@@ -1,0 +1,54 @@
+"""The hierarchy stage of a dataset: class order, leaf distances and per-level label maps."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from featgeom.hierarchy import (Hierarchy, HierarchyError, leaf_distances, level_labels, load_edges,
+                                load_paths_csv, read_distance_csv)
+
+
+def read_class_list(path) -> list[str]:
+    names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f"{path}: the dataset lists no classes")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"{path}: duplicate class names {duplicates[:5]}")
+    return names
+
+
+def load_hierarchy(sources: dict, classes: list[str], flat: bool = False) -> Hierarchy:
+    """The tree named by the config (paths CSV or edge list), or all classes as siblings when flat."""
+    if flat:
+        return Hierarchy([(c,) for c in classes], source="flat hierarchy")
+    if "paths" in sources:
+        return load_paths_csv(sources["paths"])
+    if "edges" in sources:
+        return load_edges(sources["edges"])
+    raise HierarchyError("the dataset's hierarchy names neither `paths` nor `edges` (nor `flat: true`)")
+
+
+def published_distances(path, classes: list[str]) -> np.ndarray:
+    """A published K x K distance file, reordered to the dataset's class order."""
+    names, matrix = read_distance_csv(path)
+    missing = sorted(set(classes) - set(names))
+    if missing:
+        raise HierarchyError(f"{path}: no distances for dataset class(es) {missing[:5]}")
+    index = {n: i for i, n in enumerate(names)}
+    order = np.array([index[c] for c in classes])
+    return matrix[np.ix_(order, order)]
+
+
+def build_hierarchy_outputs(sources: dict, classes: list[str], flat: bool = False):
+    """Return (class_order, distances K x K, levels dict) for the dataset's classes."""
+    hierarchy = load_hierarchy(sources, classes, flat)
+    hierarchy.check_classes(classes, source="the dataset's class list")
+    if "distances" in sources:
+        distances = published_distances(sources["distances"], classes)
+    else:
+        distances = leaf_distances(hierarchy, classes)
+    levels = [{"depth": depth + 1, "names": names, "labels": labels.tolist()}
+              for depth, (names, labels) in enumerate(level_labels(hierarchy, classes))]
+    return classes, distances, {"class_order": classes, "height": int(distances.max()), "levels": levels}

@@ -1,0 +1,130 @@
+"""Training losses. Every loss is called as `loss(logits, features, labels)` -> scalar (batch mean).
+
+- CrossEntropyLoss: plain CE (optional label smoothing, for the Mueller et al. comparison).
+- HAFrameLoss: HAFrame `MixedLoss_CEandGeneralSCSL` with a fixed alpha.
+- HingeCrossEntropy: the MSC "hinge CE" (formula not published; two readings, see the class).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+LOSS_NAMES = ("ce", "haframe", "hinge_ce")
+HINGE_MODES = ("hinge", "cone")
+
+
+def _as_float_tensor(array) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(array), dtype=torch.float32).clone()
+
+
+class CrossEntropyLoss(nn.Module):
+    def __init__(self, label_smoothing: float = 0.0):
+        super().__init__()
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+
+
+class HAFrameLoss(nn.Module):
+    """(1 - alpha) CE(logits, y) + alpha (1/B) sum_b sum_i (cos(w_i, h_b) - S[i, y_b])^2.
+
+    W (K x d) is the fixed HAFrame classifier, S (K x K) the hierarchy similarity the frame was solved
+    from (W W^T = S). The official code also allows alpha > 1 with beta = 1; no script uses it, so
+    alpha is restricted to [0, 1] here.
+    """
+
+    def __init__(self, frame_weight, similarity, alpha: float):
+        super().__init__()
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"HAFrameLoss alpha must be in [0, 1] (loss = (1-alpha) CE + alpha cos-loss), got {alpha}")
+        weight, sim = _as_float_tensor(frame_weight), _as_float_tensor(similarity)
+        k = weight.shape[0]
+        if sim.shape != (k, k):
+            raise ValueError(
+                f"HAFrameLoss similarity: expected shape ({k}, {k}) to match the frame, got {tuple(sim.shape)}"
+            )
+        self.register_buffer("frame_weight", weight)
+        self.register_buffer("similarity", sim)
+        self.alpha = float(alpha)
+
+    def cosine_term(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # F.cosine_similarity (eps 1e-8) as in the official GeneralSquareCosineSimilarityLoss
+        cos = F.cosine_similarity(features.float().unsqueeze(1), self.frame_weight.unsqueeze(0), dim=2)  # [B, K]
+        target = self.similarity[labels]  # row y_b of the symmetric S = S[:, y_b]
+        return (cos - target).square().sum() / features.shape[0]
+
+    def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        ce = F.cross_entropy(logits, labels)
+        if self.alpha == 0.0:  # ablation row 3; skip the unused term
+            return ce
+        return (1.0 - self.alpha) * ce + self.alpha * self.cosine_term(features, labels.long())
+
+
+class HingeCrossEntropy(nn.Module):
+    """Per-sample CE that stops pulling once a sample is "inside its class cone"; mean over the batch.
+
+    mode='hinge' (reading H1, clipped CE): l_i = max(CE_i, tau). Below tau (p_y > e^-tau) the loss is
+        the constant tau with zero gradient; tau = 0 is plain CE. With cosine logits this zero-loss set is
+        (approximately) a cone around w_y.
+    mode='cone' (reading H2, explicit cone): l_i = CE_i if cos(h_i, w_y) < cone_cos, else CE_i with its
+        gradient stopped (value kept, so the logged loss stays continuous). cos(h, w_y) is read as
+        logits[y] / scale, which is exact for the CosineETFHead (unit h and unit ETF rows).
+    """
+
+    def __init__(self, tau: float = 0.0, scale: float | None = None, cone_cos: float | None = None,
+                 mode: str = "hinge"):
+        super().__init__()
+        if mode not in HINGE_MODES:
+            raise ValueError(f"HingeCrossEntropy mode must be one of {HINGE_MODES}, got {mode!r}")
+        if mode == "hinge" and tau < 0:
+            raise ValueError(f"HingeCrossEntropy tau must be >= 0, got {tau}")
+        if mode == "cone" and (scale is None or cone_cos is None):
+            raise ValueError("HingeCrossEntropy mode='cone' needs `scale` (cosine-head logit scale) and `cone_cos`")
+        if mode == "cone" and not -1.0 <= cone_cos <= 1.0:
+            raise ValueError(f"HingeCrossEntropy cone_cos must be in [-1, 1], got {cone_cos}")
+        self.tau, self.scale, self.cone_cos, self.mode = float(tau), scale, cone_cos, mode
+
+    def inside(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Boolean [B]: samples whose gradient is switched off."""
+        if self.mode == "hinge":
+            return F.cross_entropy(logits.detach(), labels, reduction="none") < self.tau
+        cos_to_own_axis = logits.detach().gather(1, labels[:, None]).squeeze(1) / self.scale
+        return cos_to_own_axis >= self.cone_cos
+
+    def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        ce = F.cross_entropy(logits, labels, reduction="none")
+        if self.mode == "hinge":
+            return ce.clamp(min=self.tau).mean()
+        return torch.where(self.inside(logits, labels), ce.detach(), ce).mean()
+
+
+def build_loss(spec: dict, frame=None, similarity=None, scale: float | None = None) -> nn.Module:
+    """Loss from a config dict.
+
+    spec keys: name in {ce, haframe, hinge_ce}; ce: label_smoothing; haframe: alpha (needs frame and
+    similarity); hinge_ce: tau, mode (hinge | cone), cone_angle_deg (or cone_cos), scale (or the
+    `scale` argument, i.e. the model's cosine-head scale).
+    """
+    name = spec.get("name")
+    if name == "ce":
+        return CrossEntropyLoss(label_smoothing=spec.get("label_smoothing", 0.0))
+    if name == "haframe":
+        if frame is None or similarity is None:
+            raise ValueError("loss 'haframe' needs both the frame W and the similarity matrix S")
+        if "alpha" not in spec:
+            raise ValueError("loss 'haframe' needs `alpha` in the loss spec")
+        return HAFrameLoss(frame, similarity, alpha=spec["alpha"])
+    if name == "hinge_ce":
+        cone_cos = spec.get("cone_cos")
+        if "cone_angle_deg" in spec:
+            if cone_cos is not None:
+                raise ValueError("loss 'hinge_ce': give cone_angle_deg or cone_cos, not both")
+            cone_cos = math.cos(math.radians(spec["cone_angle_deg"]))
+        return HingeCrossEntropy(tau=spec.get("tau", 0.0), scale=spec.get("scale", scale), cone_cos=cone_cos,
+                                 mode=spec.get("mode", "hinge"))
+    raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(LOSS_NAMES)}")

@@ -1,0 +1,253 @@
+"""Figures: t-SNE panels (MSC Figure 1), Müller et al. 2019 template-plane projections, neural-collapse curves.
+
+Figures are built on `matplotlib.figure.Figure` directly (no pyplot), so nothing depends on a display or on global
+backend state; each is saved as PNG + PDF through `featgeom.io.atomic_path`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse
+
+from featgeom.io import atomic_path
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+_METRIC_TITLES = {
+    "nc1": "NC1  tr(Σ_W Σ_B⁺)/K",
+    "angular_collapse_mean": "angular collapse  mean |cos − S|",
+    "angular_collapse_std": "angular collapse  std(cos − S)",
+    "nc3_self_duality": "self-duality  ‖W/‖W‖ − M/‖M‖‖²",
+    "nc2_maxangle_means": "NC2  mean |cos + 1/(K−1)|",
+    "cone_angle_mean_deg": "cone angle (deg)",
+}
+
+
+# ----------------------------------------------------------------------------- saving
+
+def save_figure(fig, path_stem, dpi=150):
+    """Write `<path_stem>.png` and `<path_stem>.pdf` atomically; return both paths."""
+    paths = []
+    for ext in ("png", "pdf"):
+        path = f"{path_stem}.{ext}"
+        # A fixed (absent) PDF creation date keeps reruns byte-identical.
+        metadata = {"CreationDate": None} if ext == "pdf" else None
+        with atomic_path(path, suffix=f".{ext}") as tmp:
+            fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight", metadata=metadata)
+        paths.append(path)
+    return paths
+
+
+def _panel_grid(n_panels, panel_size=4.0):
+    # Constrained layout makes room for the figure-level legend placed "outside lower center".
+    fig = Figure(figsize=(panel_size * n_panels, panel_size + 0.8), layout="constrained")
+    axes = fig.subplots(1, n_panels, squeeze=False)[0]
+    return fig, axes
+
+
+# ----------------------------------------------------------------------------- t-SNE
+
+def _fine_to_coarse(labels_fine, labels_coarse):
+    pairs = np.unique(np.stack([labels_fine, labels_coarse], axis=1), axis=0)
+    if len(np.unique(pairs[:, 0])) != len(pairs):
+        raise ValueError("a fine class appears under more than one coarse class")
+    return dict(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist()))
+
+
+def select_tsne_subset(labels_fine, labels_coarse, n_coarse=3, n_fine=2, max_per_class=200, seed=0):
+    """Pick n_coarse coarse classes, n_fine fine classes in each, and ≤ max_per_class samples per fine class.
+
+    Deterministic for a seed. Returns (sorted sample indices, chosen coarse classes, chosen fine classes grouped by
+    coarse class).
+    """
+    labels_fine = np.asarray(labels_fine)
+    labels_coarse = np.asarray(labels_coarse)
+    parent = _fine_to_coarse(labels_fine, labels_coarse)
+    children = {c: sorted(f for f, p in parent.items() if p == c) for c in sorted(set(parent.values()))}
+    eligible = [c for c, fine in children.items() if len(fine) >= n_fine]
+    if len(eligible) < n_coarse:
+        raise ValueError(f"only {len(eligible)} coarse classes have ≥ {n_fine} fine classes; need {n_coarse}")
+    rng = np.random.default_rng(seed)
+    coarse = np.sort(rng.choice(eligible, size=n_coarse, replace=False))
+    fine = np.concatenate([np.sort(rng.choice(children[c], size=n_fine, replace=False)) for c in coarse])
+    indices = [rng.permutation(np.flatnonzero(labels_fine == f))[:max_per_class] for f in fine]
+    return np.sort(np.concatenate(indices)), coarse, fine
+
+
+def _pca(X, n_components, seed):
+    from sklearn.decomposition import PCA
+    n_components = min(n_components, X.shape[0], X.shape[1])
+    return PCA(n_components=n_components, random_state=seed).fit_transform(np.asarray(X, dtype=np.float64))
+
+
+def tsne_embed(X, seed=0, n_jobs=1, backend="opentsne", pca_dims=50, perplexity=30.0):
+    """2-D t-SNE of X after PCA to ≤ pca_dims dimensions; returns [n, 2] float64.
+
+    backend='opentsne' uses openTSNE defaults (Barnes-Hut below 10k points, FFT interpolation above); 'sklearn' uses
+    scikit-learn's Barnes-Hut TSNE. Perplexity is lowered to (n−1)/3 for tiny inputs, which both libraries need.
+    """
+    if backend not in ("opentsne", "sklearn"):
+        raise ValueError(f"unknown t-SNE backend {backend!r}; use 'opentsne' or 'sklearn'")
+    reduced = _pca(X, pca_dims, seed)
+    perplexity = min(perplexity, (len(reduced) - 1) / 3)
+    if backend == "opentsne":
+        import openTSNE
+        embedding = openTSNE.TSNE(perplexity=perplexity, n_jobs=n_jobs, random_state=seed).fit(reduced)
+    else:
+        from sklearn.manifold import TSNE
+        embedding = TSNE(perplexity=perplexity, init="pca", learning_rate="auto", n_jobs=n_jobs,
+                         random_state=seed).fit_transform(reduced)
+    return np.asarray(embedding, dtype=np.float64)
+
+
+def _fine_class_colours(fine_to_coarse):
+    """Siblings share a tab20 hue (dark/light) when every coarse class shows ≤ 2 children, else tab10 in order."""
+    from matplotlib import colormaps
+    groups = [sorted(f for f, c in fine_to_coarse.items() if c == coarse)
+              for coarse in sorted(set(fine_to_coarse.values()))]
+    if max(len(group) for group in groups) <= 2:
+        palette = colormaps["tab20"].colors
+        return {f: palette[(2 * i + j) % 20] for i, group in enumerate(groups) for j, f in enumerate(group)}
+    palette = colormaps["tab10"].colors
+    return {f: palette[i % 10] for i, f in enumerate(f for group in groups for f in group)}
+
+
+def _covariance_ellipse(points, n_std=2.0, **style):
+    """Dashed ellipse covering ±n_std standard deviations of a 2-D point cloud."""
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(points, rowvar=False))
+    angle = np.degrees(np.arctan2(eigenvectors[1, -1], eigenvectors[0, -1]))
+    width, height = 2 * n_std * np.sqrt(np.maximum(eigenvalues[::-1], 0))
+    return Ellipse(points.mean(axis=0), width, height, angle=angle, fill=False, linestyle="--", **style)
+
+
+def _draw_tsne_panel(ax, title, emb, fine, coarse, colours, coarse_marker, fine_names, coarse_names):
+    for f in sorted(colours):
+        here = fine == f
+        if here.any():
+            marker = coarse_marker[coarse[here][0]]
+            ax.scatter(emb[here, 0], emb[here, 1], s=6, color=colours[f], marker=marker, alpha=0.7,
+                       linewidths=0, label=fine_names.get(f, f"fine {f}"))
+    for c in np.unique(coarse):
+        points = emb[coarse == c]
+        if len(points) > 2:
+            ax.add_patch(_covariance_ellipse(points, edgecolor="0.3", linewidth=1.0))
+            ax.annotate(coarse_names.get(c, f"coarse {c}"), points.mean(axis=0), fontsize=8, ha="center",
+                        color="0.2")
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_tsne_panels(panels, path_stem, fine_names=None, coarse_names=None):
+    """One panel per method: colour = fine class, marker + dashed 2σ ellipse = coarse class (MSC Figure 1).
+
+    panels: list of (title, emb [n, 2], fine labels [n], coarse labels [n]). Returns the written paths.
+    """
+    fine_names, coarse_names = dict(fine_names or {}), dict(coarse_names or {})
+    all_fine = np.concatenate([np.asarray(p[2]) for p in panels])
+    all_coarse = np.concatenate([np.asarray(p[3]) for p in panels])
+    fine_to_coarse = _fine_to_coarse(all_fine, all_coarse)
+    colours = _fine_class_colours(fine_to_coarse)
+    coarse_marker = {c: _MARKERS[i % len(_MARKERS)] for i, c in enumerate(np.unique(all_coarse).tolist())}
+    fig, axes = _panel_grid(len(panels))
+    for ax, (title, emb, fine, coarse) in zip(axes, panels):
+        _draw_tsne_panel(ax, title, np.asarray(emb), np.asarray(fine), np.asarray(coarse), colours,
+                         coarse_marker, fine_names, coarse_names)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), markerscale=2, frameon=False)
+    return save_figure(fig, path_stem)
+
+
+# ----------------------------------------------------------------------------- Müller et al. 2019 projection
+
+def augment_with_bias(X, W, bias=None):
+    """Append a constant 1 to every x and the bias to every template row, so x·w_k reproduces the logit with bias."""
+    X = np.asarray(X, dtype=np.float64)
+    W = np.asarray(W, dtype=np.float64)
+    if bias is None:
+        return X, W
+    return (np.hstack([X, np.ones((len(X), 1))]),
+            np.hstack([W, np.asarray(bias, dtype=np.float64)[:, None]]))
+
+
+def muller_basis(templates, tol=1e-9):
+    """Origin t1 and orthonormal basis [2, d] of the affine plane through three templates (Gram-Schmidt)."""
+    t1, t2, t3 = np.asarray(templates, dtype=np.float64)
+    edge12, edge13 = t2 - t1, t3 - t1
+    scale = max(np.linalg.norm(edge12), np.linalg.norm(edge13))
+    if np.linalg.norm(edge12) <= tol * max(scale, 1.0):
+        raise ValueError("Müller projection: templates 1 and 2 coincide")
+    u1 = edge12 / np.linalg.norm(edge12)
+    v = edge13 - (edge13 @ u1) * u1
+    if np.linalg.norm(v) <= tol * max(scale, 1.0):
+        raise ValueError("Müller projection: the three templates are collinear, they span no plane")
+    return t1, np.stack([u1, v / np.linalg.norm(v)])
+
+
+def muller_projection(X, templates):
+    """2-D coordinates ((x − t1)·u1, (x − t1)·u2) in the plane through the three templates; t1 maps to (0, 0)."""
+    origin, basis = muller_basis(templates)
+    return (np.asarray(X, dtype=np.float64) - origin) @ basis.T
+
+
+def default_muller_classes(level_labels_parent, seed=0):
+    """Three classes for a Müller plot: two siblings (same parent) and one from another branch, as in Müller's
+    beaver/dolphin/otter vs tench rows. level_labels_parent[k] = parent id of class k."""
+    parent = np.asarray(level_labels_parent)
+    rng = np.random.default_rng(seed)
+    families = [p for p in np.unique(parent) if np.sum(parent == p) >= 2]
+    if not families or len(np.unique(parent)) < 2:
+        raise ValueError("need a parent with ≥ 2 children and at least two parents")
+    family = rng.choice(families)
+    siblings = np.sort(rng.choice(np.flatnonzero(parent == family), size=2, replace=False))
+    outsider = rng.choice(np.flatnonzero(parent != family))
+    return np.array([*siblings, outsider], dtype=np.int64)
+
+
+def _draw_muller_panel(ax, title, coords, labels, template_coords, class_names, colours):
+    for k, (name, colour) in enumerate(zip(class_names, colours)):
+        here = labels == k
+        ax.scatter(coords[here, 0], coords[here, 1], s=5, color=colour, alpha=0.5, linewidths=0, label=name)
+        ax.scatter(*template_coords[k], s=160, marker="*", color=colour, edgecolor="black", linewidths=0.8,
+                   zorder=3)
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="datalim")
+
+
+def plot_muller_panels(panels, path_stem):
+    """panels: list of (title, coords [n, 2], labels [n] in 0..2, template_coords [3, 2], class_names [3]).
+
+    Labels index the three templates (0, 1, 2); templates are drawn as black-edged stars.
+    """
+    from matplotlib import colormaps
+    colours = colormaps["tab10"].colors[:3]
+    fig, axes = _panel_grid(len(panels))
+    for ax, (title, coords, labels, template_coords, class_names) in zip(axes, panels):
+        _draw_muller_panel(ax, title, np.asarray(coords), np.asarray(labels), np.asarray(template_coords),
+                           class_names, colours)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=3, markerscale=3, frameon=False)
+    return save_figure(fig, path_stem)
+
+
+# ----------------------------------------------------------------------------- collapse curves
+
+def plot_nc_curves(curves, metrics, path_stem, log_metrics=("nc1",)):
+    """One subplot per metric, one line per method; curves[method][metric] = [(epoch, value), ...].
+
+    Typical metrics: ("nc1", "angular_collapse_mean", "nc3_self_duality"); those in log_metrics get a log y axis.
+    """
+    fig, axes = _panel_grid(len(metrics))
+    for ax, metric in zip(axes, metrics):
+        for method, by_metric in curves.items():
+            points = sorted(by_metric.get(metric, []))
+            if points:
+                epochs, values = zip(*points)
+                ax.plot(epochs, values, marker="o", markersize=3, label=method)
+        if metric in log_metrics:
+            ax.set_yscale("log")
+        ax.set_title(_METRIC_TITLES.get(metric, metric), fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=max(len(names), 1), frameon=False)
+    return save_figure(fig, path_stem)

@@ -1,0 +1,89 @@
+"""Per-dataset tables: gather every run's JSON results into one long table, summarise over
+seeds (mean ± 95% CI) and render Markdown + LaTeX. No torch."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from featgeom import stats, tables
+from featgeom.io import read_json
+
+RUN_PATH = re.compile(r"results/(?P<dataset>[^/]+)/(?P<experiment>[^/]+)/(?P<method>[^/]+)/seed(?P<seed>\d+)/")
+
+# (metric key in the long table, column header) per table; keys are the names in the run's JSON files.
+TABLE_METRICS = {
+    "main": tables.MAIN_METRICS,
+    "coarse_fine": [("coarse_top1", "Coarse Top-1"), ("probe_top1", "Fine Probe Top-1"),
+                    ("probe_mistake_severity", "Fine Probe Severity"), ("nc1", "NC1"),
+                    ("cone_angle_mean_deg", "Cone Angle (°)")],
+    "longtail": [("top1", "Top-1"), ("many_shot_top1", "Many"), ("medium_shot_top1", "Medium"),
+                 ("few_shot_top1", "Few"), ("mistake_severity", "Mistake Severity")],
+    "collapse": [("nc1", "NC1"), ("nc2_equinorm_means", "NC2 equinorm"),
+                 ("nc2_equiangular_std_means", "NC2 equiangular std"), ("nc2_maxangle_means", "NC2 max-angle"),
+                 ("nc3_self_duality", "NC3 self-duality"), ("nc4_ncc_mismatch", "NC4"),
+                 ("angular_collapse_mean", "Angular collapse"), ("cone_angle_mean_deg", "Cone angle (°)")],
+}
+CAPTIONS = {
+    "main": "Hierarchy-aware classification (HAFrame Table 3/4 layout), full test set",
+    "coarse_fine": "Coarse pretraining, linear probe on fine labels (MSC Figure 1 setting)",
+    "longtail": "Long-tail classification: overall and many/medium/few-shot top-1",
+    "collapse": "Neural collapse of train features at the end of training",
+}
+
+
+def parse_run_path(path) -> dict:
+    match = RUN_PATH.search(str(Path(path).as_posix()))
+    if not match:
+        raise ValueError(f"{path} is not inside a run folder results/<dataset>/<experiment>/<method>/seed<N>/")
+    return {**match.groupdict(), "seed": int(match["seed"])}
+
+
+def long_rows(paths, experiments: dict, read=read_json, rename=None, section=None) -> list[dict]:
+    """One row per (run, numeric metric) of the given JSON files (section: a sub-dict to read)."""
+    rows = []
+    for path in paths:
+        run = parse_run_path(path)
+        spec = experiments[run["experiment"]]["methods"][run["method"]]
+        values = read(path)
+        values = values.get(section, {}) if section else values
+        for metric, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                rows.append({"experiment": run["experiment"], "model_type": str(spec.get("model_type", "")),
+                             "method": run["method"], "seed": run["seed"],
+                             "metric": (rename or {}).get(metric, metric), "value": float(value)})
+    return rows
+
+
+def table_long_frame(table: str, inputs: dict, experiments: dict) -> pd.DataFrame:
+    """The long table (experiment, model_type, method, seed, metric, value) behind one table."""
+    rename = {"top1": "coarse_top1"} if table == "coarse_fine" else None
+    rows = long_rows(inputs.get("metrics", []), experiments, rename=rename)
+    rows += long_rows(inputs.get("probe", []), experiments)
+    if table in ("coarse_fine", "collapse"):
+        rows += long_rows(inputs.get("collapse", []), experiments, section="final")
+    return pd.DataFrame(rows, columns=stats.RUN_COLUMNS)
+
+
+def render_table(table: str, summary: pd.DataFrame, ddof: int) -> tuple[str, str]:
+    """Markdown and LaTeX text, one section per experiment."""
+    metrics = [(k, h) for k, h in TABLE_METRICS[table] if k in set(summary["metric"])]
+    markdown, latex = [], []
+    for experiment, part in summary.groupby("experiment", sort=False):
+        caption = f"{CAPTIONS[table]} — {experiment}"
+        markdown.append(tables.render_markdown(part, metrics, caption=caption, ddof=ddof))
+        latex.append(tables.render_latex(part, metrics, caption=caption, ddof=ddof))
+    return "\n".join(markdown), "\n".join(latex)
+
+
+def build_table(table: str, inputs: dict, experiments: dict, ddof: int = 0):
+    """(summary for the CSV, markdown, latex). The CSV keeps full precision."""
+    long = table_long_frame(table, inputs, experiments)
+    if long.empty:
+        raise ValueError(f"no numeric results found for table {table!r}")
+    summary = stats.summarise_runs(long, ddof=ddof)
+    wanted = {k for k, _ in TABLE_METRICS[table]}
+    summary = summary[summary["metric"].isin(wanted)].reset_index(drop=True)
+    markdown, latex = render_table(table, summary, ddof)
+    return summary, markdown, latex

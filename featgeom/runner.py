@@ -1,0 +1,124 @@
+"""One training run end to end: data, frame, model, loss, fit, test, outputs.
+
+Called by workflow/scripts/train.py; everything a run writes goes to its own folder
+results/{dataset}/{experiment}/{method}/seed{seed}/.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from featgeom import collapse, frames
+from featgeom.data.loaders import build_loaders
+from featgeom.hierarchy import read_distance_csv
+from featgeom.io import read_json, write_json, write_npz
+from featgeom.losses import build_loss
+from featgeom.models import build_model, param_groups
+from featgeom.models.backbones import build_backbone
+from featgeom.train import fit, predict, save_checkpoint, seed_everything, spec_fingerprint
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"config asks for device {name!r} but CUDA is not available on this node")
+    return torch.device(name)
+
+
+def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: int = 1, log=None) -> None:
+    """inputs: data (arrays .npz or image-folder manifest), distances, levels.
+    outputs: run_dir, test_logits, checkpoint, history, collapse."""
+    torch.set_num_threads(threads)
+    device = resolve_device(spec["device"])
+    seed_everything(seed)
+    levels = read_json(inputs["levels"])
+    names, distances = read_distance_csv(inputs["distances"])
+    loaders, num_classes = build_loaders(spec, inputs["data"], levels, seed, device, threads)
+    frame, similarity = build_frame(spec, distances, num_classes, seed)
+    model = build_model(spec["model"], num_classes, frame).to(device)
+    loss_fn = build_loss(spec["loss"], frame=frame, similarity=similarity,
+                         scale=spec["model"].get("scale")).to(device)
+    optimizer = torch.optim.SGD(param_groups(model, spec["train"]["lr"]), momentum=spec["train"].get("momentum", 0.9),
+                                weight_decay=spec["train"].get("weight_decay", 5e-4))
+    run_dir = Path(outputs["run_dir"])
+    measure = lambda m: measure_collapse(m, loaders["train_eval"], similarity)  # noqa: E731
+    state = fit(model, loss_fn, optimizer, loaders, spec["train"], run_dir / "last_checkpoint.pt",
+                spec_fingerprint({**spec, "seed": seed}), measure_collapse=measure, log=log)
+    model.load_state_dict(state.best_model)
+    write_run_outputs(model, loaders, state, spec, outputs, frame, str(device))
+
+
+def build_frame(spec: dict, distances: np.ndarray, num_classes: int, seed: int):
+    """The fixed classifier of the run, if any: (frame, similarity) as numpy arrays."""
+    kind = spec["model"].get("frame")
+    if kind == "haframe":
+        gamma = spec["frame"]["gamma"]
+        similarity = frames.haframe_similarity(distances, gamma, frames.find_s_min(distances, gamma))
+        return frames.haframe_weights(similarity, num_classes, seed), similarity
+    if kind == "etf":
+        return frames.simplex_etf(num_classes, etf_dimension(spec["model"]), seed), None
+    return None, None
+
+
+def etf_dimension(model_spec: dict) -> int:
+    """Feature dimension the ETF must live in: the projection, else the backbone's channels."""
+    if model_spec.get("projection_dim"):
+        return int(model_spec["projection_dim"])
+    kwargs = {k: v for k, v in model_spec.get("backbone_kwargs", {}).items()
+              if k not in ("pretrained", "weights_path")}  # only the shape matters here
+    return build_backbone(model_spec["backbone"], **kwargs).out_channels
+
+
+def measure_collapse(model, loader, similarity) -> dict:
+    """Neural-collapse metrics on the train split (eval mode, no augmentation)."""
+    logits, features, labels = predict(model, loader)
+    weight, bias = _classifier_arrays(model)
+    return collapse.collapse_report(features.astype(np.float64), labels, weight, logits.argmax(1),
+                                    bias=bias, S=similarity)
+
+
+def _classifier_arrays(model):
+    weight, bias = model.head.classifier_weight()
+    weight = weight.detach().float().cpu().numpy().astype(np.float64)
+    return weight, None if bias is None else bias.detach().float().cpu().numpy().astype(np.float64)
+
+
+COLLAPSE_CONVENTIONS = (
+    "train split, eval mode, no augmentation; global mean = sample mean; NC1 = tr(Sw pinv(Sb))/K; "
+    "NC2/NC3 on class means centred by the global mean; NC3 = ||W/||W||_F - M/||M||_F||_F^2 (squared); "
+    "NC4 = share of samples whose nearest (uncentred) class mean disagrees with the network; "
+    "angular collapse = mean/std over i<j of |cos(mu_i, mu_j) - S_ij| on raw class means (HAFrame's plot); "
+    "cone angles in degrees between each feature and its class mean")
+
+
+def write_run_outputs(model, loaders, state, spec, outputs, frame, device) -> None:
+    logits, _, labels = predict(model, loaders["test"])
+    write_npz(outputs["test_logits"], scores=logits.astype(np.float32), labels=labels.astype(np.int64))
+    save_checkpoint(outputs["checkpoint"], {"format": 1, "model": model.state_dict(), "spec": spec, "frame": frame,
+                                            "best_epoch": state.best_epoch, "best_val_top1": state.best_val})
+    write_json(outputs["history"], {"epochs": state.history, "best_epoch": state.best_epoch,
+                                    "best_val_top1": state.best_val, "device": device})
+    write_json(outputs["collapse"], {"final": state.collapse_history[-1] if state.collapse_history else {},
+                                     "history": state.collapse_history, "conventions": COLLAPSE_CONVENTIONS})
+
+
+def dump_features(spec: dict, seed: int, inputs: dict, features_path, threads: int = 1) -> None:
+    """features.npz of the best checkpoint: train/test penultimate features, fine and coarse labels,
+    and the classifier rows (+ bias) for Mueller projections."""
+    torch.set_num_threads(threads)
+    device = resolve_device(spec["device"])
+    checkpoint = torch.load(inputs["checkpoint"], map_location="cpu", weights_only=False)
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "frame" not in checkpoint:
+        raise ValueError(f"{inputs['checkpoint']} is not a featgeom best-model checkpoint")
+    loaders, num_classes = build_loaders(spec, inputs["data"], read_json(inputs["levels"]), seed, device, threads)
+    model = build_model(spec["model"], num_classes, checkpoint["frame"])
+    model.load_state_dict(checkpoint["model"])
+    model.to(device)
+    _, train_features, _ = predict(model, loaders["train_eval"])
+    _, test_features, _ = predict(model, loaders["test"])
+    weight, bias = _classifier_arrays(model)
+    write_npz(features_path, train_features=train_features, test_features=test_features, **loaders["label_sets"],
+              classifier_weight=weight, classifier_bias=np.zeros(0) if bias is None else bias)

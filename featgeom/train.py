@@ -1,0 +1,178 @@
+"""The training loop: SGD with per-group peak learning rates, a per-epoch schedule, validation
+every epoch, best-val model selection, an atomic checkpoint every epoch and exact resume.
+
+Resume is exact on CPU because everything random lives in saved state: model and optimizer
+state, and the data order, which the loaders derive from (seed, epoch) alone.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from featgeom.io import atomic_path
+
+CHECKPOINT_FORMAT = 1
+
+
+def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
+    """Multiplier of every group's peak lr for 0-based `epoch`.
+
+    cosine_per_epoch: HAFrame's cosine_anneal_schedule, lr(t) = peak*0.5*(1+cos(pi t/T)),
+    set once per epoch, never reaching 0. warmup_step: LDAM-DRW's CIFAR recipe, linear warm-up
+    over 5 epochs, x0.01 after 80% and x0.0001 after 90% of training (160/180 of 200).
+    """
+    if schedule == "cosine_per_epoch":
+        return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+    if schedule == "warmup_step":
+        warmup = min(5, epochs)
+        if epoch < warmup:
+            return (epoch + 1) / warmup
+        if epoch >= 0.9 * epochs:
+            return 1e-4
+        return 1e-2 if epoch >= 0.8 * epochs else 1.0
+    raise ValueError(f"unknown schedule {schedule!r}: use cosine_per_epoch or warmup_step")
+
+
+def set_learning_rates(optimizer, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def spec_fingerprint(spec: dict) -> str:
+    """Hash of the resolved run spec; a checkpoint from another spec must not be resumed."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train_one_epoch(model, loader, loss_fn, optimizer, progress) -> dict:
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for images, labels in progress(loader):
+        logits, features = model(images)
+        loss = loss_fn(logits, features, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.detach() * len(labels)
+        correct += (logits.detach().argmax(1) == labels).sum()
+        seen += len(labels)
+    if seen == 0:
+        raise ValueError("the training loader yielded no batch (batch_size larger than the training set with drop_last?)")
+    return {"train_loss": float(total_loss) / seen, "train_top1": 100.0 * float(correct) / seen}
+
+
+@torch.no_grad()
+def predict(model, loader):
+    """Logits, penultimate features and labels of a whole split, in eval mode, as numpy."""
+    model.eval()
+    logits, features, labels = [], [], []
+    for images, batch_labels in loader:
+        out, feats = model(images)
+        logits.append(out.float().cpu())
+        features.append(feats.float().cpu())
+        labels.append(batch_labels.cpu())
+    return torch.cat(logits).numpy(), torch.cat(features).numpy(), torch.cat(labels).numpy()
+
+
+def save_checkpoint(path, state: dict) -> None:
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path, fingerprint: str) -> dict:
+    """Load a checkpoint, refusing one that is corrupt or was made by another run spec."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises several types for truncated/garbled files
+        raise ValueError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); "
+                         "delete it to restart this run from scratch") from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint {path} is not a featgeom checkpoint (format {CHECKPOINT_FORMAT})")
+    if state.get("fingerprint") != fingerprint:
+        raise ValueError(f"checkpoint {path} was written by a different run config "
+                         f"({state.get('fingerprint')} != {fingerprint}); move it away to start over")
+    return state
+
+
+@dataclass
+class FitState:
+    """Everything that changes during training and must survive a restart."""
+    epoch: int = 0                                   # completed epochs
+    best_val: float = -1.0
+    best_epoch: int = -1
+    best_model: dict | None = None
+    history: list = field(default_factory=list)
+    collapse_history: list = field(default_factory=list)
+
+
+def _checkpoint_state(model, optimizer, state: FitState, fingerprint: str) -> dict:
+    return {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+            **state.__dict__}
+
+
+def _restore(model, optimizer, checkpoint: dict) -> FitState:
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    torch.set_rng_state(checkpoint["torch_rng"])
+    return FitState(**{k: checkpoint[k] for k in FitState.__dataclass_fields__})
+
+
+def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, fingerprint: str,
+        measure_collapse=None, log=None) -> FitState:
+    """Train for settings['epochs'], resuming from `checkpoint_path` when it exists.
+
+    loaders: dict with 'train' (has set_epoch) and 'val'. measure_collapse(model) -> dict is
+    called every settings['collapse_every'] epochs and after the last epoch.
+    """
+    epochs, every = settings["epochs"], settings.get("collapse_every", 0)
+    state = FitState()
+    if checkpoint_path.exists():
+        state = _restore(model, optimizer, load_checkpoint(checkpoint_path, fingerprint))
+        _say(log, f"resumed from {checkpoint_path} after epoch {state.epoch}")
+    for epoch in range(state.epoch, epochs):
+        set_learning_rates(optimizer, lr_factor(settings.get("schedule", "cosine_per_epoch"), epoch, epochs))
+        loaders["train"].set_epoch(epoch)
+        bar = _progress_bar(log, epoch, epochs)
+        record = {"epoch": epoch + 1, **train_one_epoch(model, loaders["train"], loss_fn, optimizer, bar)}
+        logits, _, labels = predict(model, loaders["val"])
+        record["val_top1"] = 100.0 * float((logits.argmax(1) == labels).mean())
+        _update_best(model, state, record)
+        if measure_collapse and ((every and (epoch + 1) % every == 0) or epoch + 1 == epochs):
+            state.collapse_history.append({"epoch": epoch + 1, **measure_collapse(model)})
+        state.history.append(record)
+        state.epoch = epoch + 1
+        save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, state, fingerprint))
+        _say(log, "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+    return state
+
+
+def _update_best(model, state: FitState, record: dict) -> None:
+    # ">" keeps the earliest epoch among ties, like the official best.checkpoint selection.
+    if record["val_top1"] > state.best_val:
+        state.best_val, state.best_epoch = record["val_top1"], record["epoch"]
+        state.best_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _progress_bar(log, epoch, epochs):
+    def wrap(loader):
+        return tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", file=log, ascii=True,
+                    mininterval=10.0, disable=log is None, leave=True)
+    return wrap
+
+
+def _say(log, message: str) -> None:
+    if log is not None:
+        print(message, file=log, flush=True)

@@ -1,0 +1,166 @@
+"""Neural-collapse metrics: exact values on perfectly collapsed and hand-computed configurations."""
+import json
+
+import numpy as np
+import pytest
+
+from featgeom import collapse
+
+
+def simplex_etf(K, d, seed=0):
+    """K unit rows in R^d with pairwise cosine −1/(K−1), randomly rotated (d ≥ K)."""
+    basis, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(d, K)))
+    centred_identity = np.eye(K) - 1.0 / K
+    return np.sqrt(K / (K - 1)) * centred_identity @ basis.T
+
+
+@pytest.fixture
+def collapsed():
+    """Features equal to their class means exactly; centred means form a simplex ETF; balanced classes."""
+    K, d, per_class = 5, 8, 4
+    offset = np.full(d, 3.0)  # a non-zero global mean that centring must remove
+    means = 2.0 * simplex_etf(K, d) + offset
+    labels = np.repeat(np.arange(K), per_class)
+    return means[labels], labels, means, offset, K
+
+
+def test_perfect_collapse_has_zero_nc1(collapsed):
+    H, labels, _, _, K = collapsed
+    assert collapse.nc1(H, labels, K) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_exact_etf_is_equinorm_and_equiangular(collapsed):
+    H, labels, means, offset, K = collapsed
+    centred = collapse.class_means(H, labels, K) - offset
+    std, maxangle = collapse.equiangularity(centred)
+    assert std == pytest.approx(0.0, abs=1e-12)
+    assert maxangle == pytest.approx(0.0, abs=1e-12)
+    assert collapse.nc2_equinorm_means(centred) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_self_duality_zero_when_classifier_proportional_to_means(collapsed):
+    _, _, means, offset, _ = collapsed
+    centred = means - offset
+    assert collapse.nc3_self_duality(7.0 * centred, centred) == pytest.approx(0.0, abs=1e-24)
+    assert collapse.nc3_self_duality(-centred, centred) == pytest.approx(4.0)  # ‖−a − a‖² with ‖a‖ = 1
+
+
+def test_ncc_agrees_with_network_on_collapsed_features(collapsed):
+    H, labels, means, _, _ = collapsed
+    assert collapse.nc4_ncc_mismatch(H, means, predictions=labels) == 0.0
+
+
+def test_nc4_counts_disagreements():
+    means = np.array([[-1.0, 0.0], [1.0, 0.0]])
+    H = np.array([[-2.0, 0.0], [0.5, 0.0], [0.9, 1.0], [3.0, 0.0]])
+    network = np.array([0, 0, 1, 0])  # samples 1 and 3 are nearer class 1
+    assert collapse.nc4_ncc_mismatch(H, means, network) == pytest.approx(0.5)
+
+
+def test_nc1_hand_value_balanced():
+    # Class means (−1, 0), (1, 0), global mean 0 → Σ_B = diag(1, 0) and Σ_B⁺ = diag(1, 0).
+    # Residuals ±(−0.5, 1) → Σ_W = [[0.25, −0.5], [−0.5, 1]]; tr(Σ_W Σ_B⁺) = 0.25, /K → 0.125.
+    H = np.array([[-1.5, 1.0], [-0.5, -1.0], [0.5, 1.0], [1.5, -1.0]])
+    labels = np.array([0, 0, 1, 1])
+    assert collapse.nc1(H, labels, 2) == pytest.approx(0.125, rel=1e-12)
+
+
+def test_nc1_uses_sample_weighted_global_mean():
+    # x = {0, 2, 4} in class 0 (mean 2) and {6} in class 1: sample mean 3 → centred means −1, 3 → Σ_B = 5;
+    # Σ_W = (4 + 0 + 4 + 0)/4 = 2; NC1 = (2/5)/2 = 0.2. (The unweighted mean of means, 4, would give 0.25.)
+    H = np.array([[0.0, 0.0], [2.0, 0.0], [4.0, 0.0], [6.0, 0.0]])
+    labels = np.array([0, 0, 0, 1])
+    _, _, global_mean = collapse.class_statistics(H, labels, 2)
+    assert global_mean == pytest.approx([3.0, 0.0])
+    assert collapse.nc1(H, labels, 2) == pytest.approx(0.2, rel=1e-12)
+
+
+def brute_force_nc1(H, labels, K):
+    """Textbook definition with d×d matrices (Papyan et al. 2020)."""
+    means = np.stack([H[labels == k].mean(axis=0) for k in range(K)])
+    residuals = H - means[labels]
+    within = residuals.T @ residuals / len(H)
+    centred = means - H.mean(axis=0)
+    between = centred.T @ centred / K
+    return np.trace(within @ np.linalg.pinv(between, rtol=1e-10, hermitian=True)) / K
+
+
+@pytest.mark.parametrize("K, d", [(6, 10), (12, 5)])  # d > K−1 and d < K−1 (rank-deficient Σ_B either way)
+def test_nc1_matches_definition_across_chunks(monkeypatch, K, d):
+    monkeypatch.setattr(collapse, "_CHUNK_ROWS", 7)  # force many chunk boundaries
+    rng = np.random.default_rng(1)
+    labels = np.concatenate([np.arange(K), rng.integers(0, K, 150)])
+    H = (rng.normal(size=(K, d)) * 3)[labels] + rng.normal(size=(len(labels), d))
+    assert collapse.nc1(H.astype(np.float32), labels, K) == pytest.approx(
+        brute_force_nc1(H.astype(np.float32).astype(np.float64), labels, K), rel=1e-9)
+
+
+def test_angular_collapse_zero_when_cosines_match_target():
+    means = np.random.default_rng(2).normal(size=(6, 4))
+    unit = means / np.linalg.norm(means, axis=1, keepdims=True)
+    mean_gap, std_gap = collapse.angular_collapse(means, unit @ unit.T)
+    assert mean_gap == pytest.approx(0.0, abs=1e-12)
+    assert std_gap == pytest.approx(0.0, abs=1e-12)
+
+
+def test_angular_collapse_centred_uses_given_global_mean():
+    etf = simplex_etf(4, 6)
+    S = np.full((4, 4), -1.0 / 3) + np.eye(4) * (4.0 / 3)
+    shifted = etf + 5.0
+    assert collapse.angular_collapse(shifted, S, centred=True, global_mean=np.full(6, 5.0))[0] == pytest.approx(
+        0.0, abs=1e-12)
+    assert collapse.angular_collapse(shifted, S)[0] > 0.1  # raw means of a shifted ETF are not an ETF
+
+
+def test_cone_radius_2d_known_angles():
+    # Class 0 around +x at ±10°, class 1 around +y at ±30°: angles to own mean [10, 10, 30, 30].
+    def pair(direction_deg, half_angle_deg, length):
+        angles = np.radians([direction_deg - half_angle_deg, direction_deg + half_angle_deg])
+        return length * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+    H = np.vstack([pair(0, 10, 1.0), pair(90, 30, 4.0)])
+    labels = np.array([0, 0, 1, 1])
+    mean_deg, p90_deg = collapse.cone_radius(H, labels, collapse.class_means(H, labels, 2))
+    assert mean_deg == pytest.approx(20.0)
+    assert p90_deg == pytest.approx(30.0)
+
+
+def test_cone_radius_3d_features_on_a_circle_around_the_mean():
+    polar = np.radians(25.0)
+    azimuths = np.radians([0.0, 120.0, 240.0])
+    H = np.stack([np.sin(polar) * np.cos(azimuths), np.sin(polar) * np.sin(azimuths),
+                  np.full(3, np.cos(polar))], axis=1)
+    labels = np.zeros(3, dtype=int)
+    means = collapse.class_means(H, labels, 1)
+    assert means[0, :2] == pytest.approx([0.0, 0.0], abs=1e-12)
+    assert collapse.cone_radius(H, labels, means) == pytest.approx((25.0, 25.0))
+
+
+def test_empty_class_is_an_error():
+    with pytest.raises(ValueError, match="without samples"):
+        collapse.class_means(np.zeros((3, 2)), np.array([0, 0, 2]), 3)
+
+
+def test_report_keys_and_plain_floats(collapsed):
+    H, labels, means, offset, K = collapsed
+    centred = means - offset
+    S = np.full((K, K), -1.0 / (K - 1)) + np.eye(K) * (K / (K - 1))
+    W = 2 * centred
+    report = collapse.collapse_report(H, labels, W, labels, bias=-W @ offset, S=S, angular_centred=True)
+    expected = {"nc1", "nc2_equinorm_means", "nc2_equinorm_classifier", "nc2_equiangular_std_means",
+                "nc2_maxangle_means", "nc2_equiangular_std_classifier", "nc2_maxangle_classifier",
+                "nc3_self_duality", "nc4_ncc_mismatch", "cone_angle_mean_deg", "cone_angle_p90_deg",
+                "angular_collapse_mean", "angular_collapse_std", "bias_collapse"}
+    assert set(report) == expected
+    assert all(type(value) is float for value in report.values())
+    json.dumps(report)
+    for key in expected - {"cone_angle_mean_deg", "cone_angle_p90_deg"}:
+        assert report[key] == pytest.approx(0.0, abs=1e-9), key
+    assert report["cone_angle_mean_deg"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_report_without_optional_inputs_has_core_keys_only(collapsed):
+    H, labels, means, offset, _ = collapsed
+    report = collapse.collapse_report(H, labels, means - offset, labels)
+    assert "angular_collapse_mean" not in report and "bias_collapse" not in report
+    assert len(report) == 11

@@ -1,0 +1,112 @@
+"""Losses against hand-computed values and gradient masks (CPU)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from featgeom.losses import CrossEntropyLoss, HAFrameLoss, HingeCrossEntropy, build_loss
+
+
+def numpy_ce(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    return -log_probs[np.arange(len(labels)), labels]
+
+
+def tiny_haframe_problem():
+    """K=3, B=2: W with unit rows, S = W W^T, features h, logits = h W^T."""
+    w = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.6, 0.8]])
+    s = w @ w.T
+    h = np.array([[2.0, 1.0, -1.0], [0.5, -0.3, 1.5]])
+    y = np.array([1, 2])
+    return w, s, h, h @ w.T, y
+
+
+def test_haframe_loss_matches_explicit_numpy():
+    w, s, h, logits, y = tiny_haframe_problem()
+    alpha = 0.4
+    cos = np.array([[hb @ wi / (np.linalg.norm(hb) * np.linalg.norm(wi)) for wi in w] for hb in h])
+    cos_term = sum(((cos[b] - s[:, y[b]]) ** 2).sum() for b in range(2)) / 2
+    expected = (1 - alpha) * numpy_ce(logits, y).mean() + alpha * cos_term
+
+    loss = HAFrameLoss(w, s, alpha)(torch.tensor(logits, dtype=torch.float32),
+                                    torch.tensor(h, dtype=torch.float32), torch.tensor(y))
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_haframe_alpha_zero_is_cross_entropy():
+    w, s, h, logits, y = tiny_haframe_problem()
+    args = torch.tensor(logits, dtype=torch.float32), torch.tensor(h, dtype=torch.float32), torch.tensor(y)
+    assert HAFrameLoss(w, s, 0.0)(*args).item() == pytest.approx(CrossEntropyLoss()(*args).item(), rel=1e-6)
+
+
+def test_haframe_alpha_out_of_range():
+    w, s, *_ = tiny_haframe_problem()
+    with pytest.raises(ValueError, match="alpha"):
+        HAFrameLoss(w, s, 1.5)
+
+
+def _ce_and_grads(loss_fn, logits, features, labels):
+    logits = logits.clone().requires_grad_(True)
+    loss = loss_fn(logits, features, labels)
+    loss.backward()
+    return loss, logits.grad
+
+
+def test_hinge_equals_ce_outside_and_has_zero_grad_inside():
+    torch.manual_seed(0)
+    logits = torch.tensor([[4.0, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 6.0], [1.0, 1.0, 0.0]])
+    labels = torch.tensor([0, 1, 2, 0])
+    ce = F.cross_entropy(logits, labels, reduction="none")
+    tau = 0.2
+    inside = ce < tau
+    assert inside.tolist() == [True, False, True, False]  # the example covers both cases
+
+    loss, grad = _ce_and_grads(HingeCrossEntropy(tau=tau), logits, None, labels)
+    _, ce_grad = _ce_and_grads(CrossEntropyLoss(), logits, None, labels)
+    assert loss.item() == pytest.approx(torch.where(inside, torch.tensor(tau), ce).mean().item(), rel=1e-6)
+    assert torch.all(grad[inside] == 0)
+    assert torch.allclose(grad[~inside], ce_grad[~inside])  # both use the same 1/B mean
+
+
+def test_hinge_tau_zero_is_plain_ce():
+    logits, labels = torch.randn(8, 4), torch.randint(0, 4, (8,))
+    assert HingeCrossEntropy(tau=0.0)(logits, None, labels).item() == pytest.approx(
+        F.cross_entropy(logits, labels).item(), rel=1e-6)
+
+
+def test_cone_mode_zero_grad_inside_and_ce_outside():
+    torch.manual_seed(0)
+    scale, cone_cos = 10.0, math.cos(math.radians(30))
+    etf = torch.tensor([[1.0, 0.0], [-0.5, math.sqrt(3) / 2], [-0.5, -math.sqrt(3) / 2]])
+    angles = torch.tensor([0.1, 1.0, 1.0, 2.0])  # angle to own axis: 0.1 rad inside; others outside
+    labels = torch.tensor([0, 0, 1, 2])
+    features = torch.stack([torch.cos(angles), torch.sin(angles)], 1).requires_grad_(True)
+    logits = scale * features @ etf.T
+    loss_fn = HingeCrossEntropy(scale=scale, cone_cos=cone_cos, mode="cone")
+    inside = loss_fn.inside(logits, labels)
+    assert inside.tolist() == [True, False, False, False]
+
+    loss = loss_fn(logits, features, labels)
+    loss.backward()
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-6)  # value kept
+    assert torch.all(features.grad[0] == 0) and torch.all(features.grad[1:].abs().sum(1) > 0)
+
+
+def test_cone_mode_needs_scale():
+    with pytest.raises(ValueError, match="scale"):
+        HingeCrossEntropy(cone_cos=0.9, mode="cone")
+
+
+def test_build_loss_names_and_cone_angle():
+    w, s, *_ = tiny_haframe_problem()
+    assert isinstance(build_loss({"name": "ce"}), CrossEntropyLoss)
+    assert build_loss({"name": "haframe", "alpha": 0.5}, frame=w, similarity=s).alpha == 0.5
+    cone = build_loss({"name": "hinge_ce", "mode": "cone", "cone_angle_deg": 60}, scale=16.0)
+    assert cone.cone_cos == pytest.approx(0.5) and cone.scale == 16.0
+    with pytest.raises(ValueError, match="hinge_ce"):
+        build_loss({"name": "focal"})
+    with pytest.raises(ValueError, match="similarity"):
+        build_loss({"name": "haframe", "alpha": 0.5}, frame=w)

@@ -1,0 +1,190 @@
+"""Backbones, heads, factory and param groups (CPU, tiny inputs)."""
+import numpy as np
+import pytest
+import torch
+
+from featgeom.models import factory
+from featgeom.models import (
+    CosineETFHead, ResNetCifar, TypeIIHead, WideResNet, build_backbone, build_model, param_groups,
+)
+
+torch.manual_seed(0)
+K = 5
+
+
+def random_orthonormal_frame(k: int, seed: int = 0) -> np.ndarray:
+    """K x K with unit rows; stands in for a HAFrame (frames.py is tested elsewhere)."""
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((k, k)))
+    return q.T
+
+
+def simplex_etf(k: int, dim: int, seed: int = 0) -> np.ndarray:
+    """K x dim simplex ETF: sqrt(K/(K-1)) (I - 11^T/K) rotated into dim dimensions."""
+    centred = np.sqrt(k / (k - 1)) * (np.eye(k) - np.ones((k, k)) / k)
+    basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((dim, k)))
+    return centred @ basis.T
+
+
+def frame_for(head: str, feature_dim: int):
+    return {"type2": random_orthonormal_frame(K), "cosine_etf": simplex_etf(K, feature_dim)}.get(head)
+
+
+BACKBONE_FEATURES = {"convnet_small": 128, "resnet32": 64, "wrn28_2": 128, "resnet50": 2048}
+HEADS = ["linear", "type1_mlp", "type2", "cosine_etf"]
+_BACKBONE_CACHE = {}
+
+
+def cached_backbone(name, **kwargs):
+    """Build each backbone once per session: ResNet-50 init alone takes ~1 s on CPU."""
+    if name not in _BACKBONE_CACHE:
+        _BACKBONE_CACHE[name] = build_backbone(name, **kwargs)
+    return _BACKBONE_CACHE[name]
+
+
+@pytest.mark.parametrize("backbone", list(BACKBONE_FEATURES))
+@pytest.mark.parametrize("head", HEADS)
+def test_every_backbone_head_combo_shapes(backbone, head, monkeypatch):
+    monkeypatch.setattr(factory, "build_backbone", cached_backbone)
+    spec = {"backbone": backbone, "head": head, "hidden_units": 16, "scale": 10.0}
+    if backbone == "resnet50":
+        spec["backbone_kwargs"] = {"pretrained": False}
+    expected_dim = {"linear": BACKBONE_FEATURES[backbone], "type1_mlp": 16, "type2": K,
+                    "cosine_etf": BACKBONE_FEATURES[backbone]}[head]
+    model = build_model(spec, num_classes=K, frame=frame_for(head, expected_dim))
+    size = 64 if backbone == "resnet50" else 32
+    x = torch.randn(2, 3, size, size)
+    fmap = model.backbone(x)
+    assert fmap.ndim == 4 and fmap.shape[1] == model.backbone.out_channels == BACKBONE_FEATURES[backbone]
+    logits, features = model.head(fmap)
+    assert logits.shape == (2, K)
+    assert features.shape == (2, expected_dim)
+    w, _ = model.head.classifier_weight()
+    assert w.shape == (K, expected_dim)
+
+
+def test_resnet32_matches_he_et_al():
+    net = ResNetCifar(depth=32)
+    n_params = sum(p.numel() for p in net.parameters())
+    assert net.out_channels == 64
+    assert abs(n_params - 0.464e6) < 0.01e6  # He et al. report 0.46M for ResNet-32
+    assert build_backbone("resnet32", width=32).out_channels == 128  # Yang et al. widened variant
+
+
+def test_wrn28_8_channels_and_bn_momentum():
+    net = build_backbone("wrn28_8")
+    assert isinstance(net, WideResNet) and net.out_channels == 512
+    assert net.bn_final.momentum == 0.001
+    assert sum(p.numel() for p in net.parameters()) == pytest.approx(23.4e6, rel=0.01)
+
+
+def test_unknown_backbone_lists_valid_names():
+    with pytest.raises(ValueError, match="wrn28_<k>"):
+        build_backbone("vgg16")
+
+
+def test_resnet50_weights_path_loads_and_mismatch_names_file(tmp_path):
+    from torchvision.models import resnet50 as tv_resnet50
+
+    full = tv_resnet50(weights=None)
+    good = tmp_path / "moco.pth"
+    torch.save({"state_dict": {f"module.encoder_q.{k}": v for k, v in full.state_dict().items()}}, good)
+    trunk = build_backbone("resnet50", weights_path=str(good))
+    assert torch.equal(trunk[0].weight, full.conv1.weight)
+    bad = tmp_path / "not_a_resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, bad)
+    with pytest.raises(ValueError, match="not_a_resnet.pth"):
+        build_backbone("resnet50", weights_path=str(bad))
+
+
+def _tiny_type2_model():
+    frame = random_orthonormal_frame(K)
+    return build_model({"backbone": "convnet_small", "head": "type2",
+                        "backbone_kwargs": {"width": 4}}, num_classes=K, frame=frame), frame
+
+
+def test_type2_fixed_frame_is_frozen_saved_and_used_for_logits():
+    model, frame = _tiny_type2_model()
+    classifier = model.head.classifier
+    assert np.allclose(classifier.weight.numpy(), frame.astype(np.float32))
+    assert not classifier.weight.requires_grad and not classifier.bias.requires_grad
+    state = model.state_dict()
+    assert torch.equal(state["head.classifier.weight"], classifier.weight)
+    assert torch.equal(state["head.classifier.bias"], torch.zeros(K))
+
+    opt = torch.optim.SGD(param_groups(model, {"backbone": 0.1, "head": 0.1, "classifier": 0.1}),
+                          momentum=0.9, weight_decay=5e-4)
+    logits, h = model(torch.randn(4, 3, 32, 32))
+    torch.nn.functional.cross_entropy(logits, torch.arange(4) % K).backward()
+    opt.step()
+    assert np.allclose(classifier.weight.numpy(), frame.astype(np.float32))
+    assert torch.allclose(logits, h @ classifier.weight.T)
+
+
+def test_type2_frame_survives_reload():
+    model, frame = _tiny_type2_model()
+    fresh = build_model({"backbone": "convnet_small", "head": "type2", "backbone_kwargs": {"width": 4}},
+                        num_classes=K, frame=random_orthonormal_frame(K, seed=1))
+    fresh.load_state_dict(model.state_dict())
+    assert np.allclose(fresh.head.classifier.weight.numpy(), frame.astype(np.float32))
+
+
+def test_type2_without_frame_is_learnable():
+    model = build_model({"backbone": "convnet_small", "head": "type2"}, num_classes=K)
+    assert model.head.classifier.weight.requires_grad and model.head.classifier.bias is not None
+
+
+@pytest.mark.parametrize("head, frame, match", [
+    ("cosine_etf", None, "needs a frame"),
+    ("type2", np.eye(K + 1), r"expected \(5, 5\)"),
+    ("cosine_etf", np.eye(K), r"\(5, 128\), got \(5, 5\)"),
+    ("linear", np.eye(K), "learnable classifier"),
+    ("mlp", None, "valid heads"),
+])
+def test_build_model_frame_errors(head, frame, match):
+    with pytest.raises(ValueError, match=match):
+        build_model({"backbone": "convnet_small", "head": head, "scale": 10.0}, num_classes=K, frame=frame)
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_param_groups_cover_every_trainable_param_once(head):
+    spec = {"backbone": "convnet_small", "head": head, "hidden_units": 8, "scale": 10.0,
+            "backbone_kwargs": {"width": 4}}
+    dim = {"cosine_etf": 16, "type2": K}.get(head, 16)
+    model = build_model(spec, num_classes=K, frame=frame_for(head, dim))
+    groups = param_groups(model, {"backbone": 0.01, "head": 0.1, "classifier": 0.1})
+    ids = [id(p) for g in groups for p in g["params"]]
+    trainable = [id(p) for p in model.parameters() if p.requires_grad]
+    assert sorted(ids) == sorted(trainable) and len(ids) == len(set(ids))
+    assert all(g["name"] in ("backbone", "head", "classifier") and g["base_lr"] == g["lr"] for g in groups)
+    names = [g["name"] for g in groups]
+    assert names[0] == "backbone" and ("classifier" in names) == (head in ("linear", "type1_mlp"))
+
+
+def test_param_groups_put_type2_conv_in_backbone_and_skip_frozen_classifier():
+    model, _ = _tiny_type2_model()
+    groups = {g["name"]: g for g in param_groups(model, {"backbone": 0.01, "head": 0.1, "classifier": 0.1})}
+    assert set(groups) == {"backbone", "head"}  # the fixed frame leaves the classifier group empty
+    assert any(p is model.head.channel_reduce.weight for p in groups["backbone"]["params"])
+    assert any(p is model.head.feature_bn.weight for p in groups["head"]["params"])
+    assert groups["backbone"]["base_lr"] == 0.01
+
+
+def test_cosine_etf_head_unit_features_and_scaled_cosine_logits():
+    etf = simplex_etf(K, 8)
+    head = CosineETFHead(in_channels=8, num_classes=K, etf=etf, scale=16.0)
+    logits, h = head(torch.randn(6, 8, 4, 4))
+    assert torch.allclose(h.norm(dim=1), torch.ones(6), atol=1e-5)
+    assert torch.allclose(logits, 16.0 * h @ torch.as_tensor(etf, dtype=torch.float32).T, atol=1e-4)
+    assert "etf" in head.state_dict() and not any(p is head.etf for p in head.parameters())
+
+
+def test_cosine_etf_head_rejects_dim_below_k_minus_1():
+    with pytest.raises(ValueError, match="projection_dim"):
+        CosineETFHead(in_channels=64, num_classes=100, etf=np.zeros((100, 64)), scale=10.0)
+    head = CosineETFHead(in_channels=64, num_classes=100, etf=simplex_etf(100, 128), scale=10.0, projection_dim=128)
+    assert head(torch.randn(3, 64, 2, 2))[1].shape == (3, 128)
+
+
+def test_type2_head_rejects_non_square_frame():
+    with pytest.raises(ValueError, match="expected shape"):
+        TypeIIHead(8, K, fixed_weight=np.ones((K, 3)))

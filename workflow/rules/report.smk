@@ -1,0 +1,101 @@
+# Report stage (no torch): per-dataset tables (long-format CSV -> Markdown + LaTeX, mean +- 95% CI
+# over seeds) and figures (t-SNE, Mueller projection, neural-collapse curves).
+
+
+rule table:
+    input:
+        unpack(table_inputs),
+    output:
+        csv="results/{dataset}/tables/{table}.csv",
+        md="results/{dataset}/tables/{table}.md",
+        tex="results/{dataset}/tables/{table}.tex",
+    params:
+        experiments=lambda wc: {e: config["datasets"][wc.dataset]["experiments"][e]
+                                for e in fg.experiments_of_table(config, wc.dataset, wc.table)},
+        ddof=config.get("ci_ddof", 0),
+    wildcard_constraints:
+        table="main|coarse_fine|longtail",
+    log:
+        "logs/{dataset}/tables/{table}.log",
+    localrule: True
+    script:
+        "../scripts/table.py"
+
+
+rule collapse_table:
+    input:
+        collapse=lambda wc: [f for name, exp in config["datasets"][wc.dataset]["experiments"].items()
+                             for f in experiment_files(wc.dataset, name, "collapse.json",
+                                                       methods=fg.trained_methods(exp))],
+    output:
+        csv="results/{dataset}/tables/collapse.csv",
+        md="results/{dataset}/tables/collapse.md",
+        tex="results/{dataset}/tables/collapse.tex",
+    params:
+        experiments=lambda wc: config["datasets"][wc.dataset]["experiments"],
+        ddof=config.get("ci_ddof", 0),
+    log:
+        "logs/{dataset}/tables/collapse.log",
+    localrule: True
+    script:
+        "../scripts/collapse_table.py"
+
+
+rule nc_curves:
+    input:
+        collapse=lambda wc: [f for name, exp in config["datasets"][wc.dataset]["experiments"].items()
+                             for f in experiment_files(wc.dataset, name, "collapse.json",
+                                                       methods=fg.trained_methods(exp), seeds=[0])],
+    output:
+        png="results/{dataset}/figures/nc_curves.png",
+        pdf="results/{dataset}/figures/nc_curves.pdf",
+    log:
+        "logs/{dataset}/figures/nc_curves.log",
+    localrule: True
+    script:
+        "../scripts/nc_curves.py"
+
+
+def figure_features(key):
+    """features.npz (seed 0, every trained method) of the experiment named in figures.<key>."""
+
+    def inputs(wildcards):
+        name = config["datasets"][wildcards.dataset]["figures"][key]
+        exp = config["datasets"][wildcards.dataset]["experiments"][name]
+        return experiment_files(wildcards.dataset, name, "features.npz", methods=fg.trained_methods(exp), seeds=[0])
+
+    return inputs
+
+
+rule tsne:
+    input:
+        features=figure_features("tsne_experiment"),
+        levels="results/{dataset}/hierarchy/levels.json",
+    output:
+        png="results/{dataset}/figures/tsne.png",
+        pdf="results/{dataset}/figures/tsne.pdf",
+    params:
+        figures=lambda wc: config["datasets"][wc.dataset]["figures"],
+    threads: config.get("threads_per_run", 1)
+    log:
+        "logs/{dataset}/figures/tsne.log",
+    benchmark:
+        "results/{dataset}/benchmarks/tsne.tsv"
+    script:
+        "../scripts/tsne.py"
+
+
+rule muller:
+    input:
+        features=figure_features("muller_experiment"),
+        levels="results/{dataset}/hierarchy/levels.json",
+    output:
+        png="results/{dataset}/figures/muller.png",
+        pdf="results/{dataset}/figures/muller.pdf",
+    params:
+        figures=lambda wc: config["datasets"][wc.dataset]["figures"],
+    log:
+        "logs/{dataset}/figures/muller.log",
+    localrule: True
+    script:
+        "../scripts/muller.py"

@@ -1,0 +1,71 @@
+# Training stage: one job per (dataset, experiment, method, seed); CRM methods reuse the
+# logits of the CE run they name instead of training.
+
+
+rule train:
+    input:
+        data=training_data,
+        distances="results/{dataset}/hierarchy/distances.csv",
+        levels="results/{dataset}/hierarchy/levels.json",
+    output:
+        test_logits=f"{RUN}/test_logits.npz",
+        checkpoint=f"{RUN}/checkpoint_best.pt",
+        history=f"{RUN}/history.json",
+        collapse=f"{RUN}/collapse.json",
+        provenance=f"{RUN}/provenance.json",
+    params:
+        spec=lambda wc: fg.resolve_run(config, wc.dataset, wc.experiment, wc.method),
+        run_dir=RUN,
+    wildcard_constraints:
+        method=methods_regex(lambda spec: "crm_of" not in spec),
+    threads: config.get("threads_per_run", 1)
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=24 * 60,
+    log:
+        f"{LOG}/train.log",
+    benchmark:
+        f"{RUN}/benchmark_train.tsv"
+    script:
+        "../scripts/train.py"
+
+
+rule crm:
+    input:
+        test_logits=lambda wc: run_path(wc.dataset, wc.experiment, experiment_spec(wc)["methods"][wc.method]["crm_of"],
+                                        wc.seed, "test_logits.npz"),
+        distances="results/{dataset}/hierarchy/distances.csv",
+    output:
+        test_logits=f"{RUN}/test_logits.npz",
+        provenance=f"{RUN}/provenance.json",
+    params:
+        spec=lambda wc: fg.resolve_run(config, wc.dataset, wc.experiment, wc.method),
+    wildcard_constraints:
+        method=methods_regex(lambda spec: "crm_of" in spec),
+    log:
+        f"{LOG}/crm.log",
+    localrule: True
+    script:
+        "../scripts/crm.py"
+
+
+rule dump_features:
+    input:
+        checkpoint=f"{RUN}/checkpoint_best.pt",
+        data=training_data,
+        distances="results/{dataset}/hierarchy/distances.csv",
+        levels="results/{dataset}/hierarchy/levels.json",
+    output:
+        features=f"{RUN}/features.npz",
+    params:
+        spec=lambda wc: fg.resolve_run(config, wc.dataset, wc.experiment, wc.method),
+    threads: config.get("threads_per_run", 1)
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=60,
+    log:
+        f"{LOG}/dump_features.log",
+    script:
+        "../scripts/dump_features.py"
