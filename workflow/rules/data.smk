@@ -17,6 +17,8 @@ rule prepare_synthetic:
     benchmark:
         "results/{dataset}/benchmarks/prepare.tsv"
     localrule: True
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/prepare_synthetic.py"
 
@@ -35,6 +37,8 @@ rule prepare_cifar:
         "results/{dataset}/benchmarks/prepare.tsv"
     resources:
         mem_mb=4000,
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/prepare_cifar.py"
 
@@ -51,6 +55,8 @@ rule verify_image_folder:
         "logs/{dataset}/data/verify.log",
     benchmark:
         "results/{dataset}/benchmarks/verify.tsv"
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/verify_image_folder.py"
 
@@ -68,5 +74,7 @@ rule make_longtail:
     benchmark:
         "results/{dataset}/benchmarks/{experiment}_longtail.tsv"
     localrule: True
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/make_longtail.py"

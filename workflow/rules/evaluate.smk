@@ -2,12 +2,6 @@
 # test scores, and the MSC fine-grained linear probe on frozen coarse-pretrained features.
 
 
-def train_counts(wildcards):
-    if experiment_spec(wildcards)["kind"] == "longtail":
-        return {"train_counts": f"results/{wildcards.dataset}/data/{wildcards.experiment}_train_counts.json"}
-    return {}
-
-
 rule score:
     input:
         unpack(train_counts),
@@ -21,6 +15,8 @@ rule score:
     log:
         f"{LOG}/score.log",
     localrule: True
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/score.py"
 
@@ -42,5 +38,7 @@ rule probe:
         f"{LOG}/probe.log",
     benchmark:
         f"{RUN}/benchmark_probe.tsv"
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/probe.py"

@@ -17,5 +17,7 @@ rule hierarchy:
     benchmark:
         "results/{dataset}/benchmarks/hierarchy.tsv"
     localrule: True
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/hierarchy.py"

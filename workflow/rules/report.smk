@@ -18,6 +18,8 @@ rule table:
     log:
         "logs/{dataset}/tables/{table}.log",
     localrule: True
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/table.py"
 
@@ -37,6 +39,8 @@ rule collapse_table:
     log:
         "logs/{dataset}/tables/collapse.log",
     localrule: True
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/collapse_table.py"
 
@@ -52,19 +56,10 @@ rule nc_curves:
     log:
         "logs/{dataset}/figures/nc_curves.log",
     localrule: True
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/nc_curves.py"
-
-
-def figure_features(key):
-    """features.npz (seed 0, every trained method) of the experiment named in figures.<key>."""
-
-    def inputs(wildcards):
-        name = config["datasets"][wildcards.dataset]["figures"][key]
-        exp = config["datasets"][wildcards.dataset]["experiments"][name]
-        return experiment_files(wildcards.dataset, name, "features.npz", methods=fg.trained_methods(exp), seeds=[0])
-
-    return inputs
 
 
 rule tsne:
@@ -81,6 +76,8 @@ rule tsne:
         "logs/{dataset}/figures/tsne.log",
     benchmark:
         "results/{dataset}/benchmarks/tsne.tsv"
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/tsne.py"
 
@@ -97,5 +94,7 @@ rule muller:
     log:
         "logs/{dataset}/figures/muller.log",
     localrule: True
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/muller.py"

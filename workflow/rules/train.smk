@@ -27,6 +27,8 @@ rule train:
         f"{LOG}/train.log",
     benchmark:
         f"{RUN}/benchmark_train.tsv"
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/train.py"
 
@@ -46,6 +48,8 @@ rule crm:
     log:
         f"{LOG}/crm.log",
     localrule: True
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/crm.py"
 
@@ -67,5 +71,9 @@ rule dump_features:
         runtime=60,
     log:
         f"{LOG}/dump_features.log",
+    benchmark:
+        f"{RUN}/benchmark_dump_features.tsv"
+    conda:
+        "../../envs/featgeom.yaml"
     script:
         "../scripts/dump_features.py"

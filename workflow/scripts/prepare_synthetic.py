@@ -5,8 +5,10 @@ from featgeom.hierarchy import Hierarchy, write_paths_csv
 from featgeom.io import write_text
 from featgeom.rule_io import rule_log
 
+GENERATOR_KEYS = ("seed", "branching", "n_train", "n_val", "n_test", "noise")  # the rest of `source` is not for the generator
+
 with rule_log(snakemake):
-    source = {k: v for k, v in snakemake.params.source.items() if k != "kind"}
+    source = {k: v for k, v in snakemake.params.source.items() if k in GENERATOR_KEYS}
     arrays, rows = make_synthetic(**source)
     save_arrays(snakemake.output.arrays, arrays)
     write_paths_csv(snakemake.output.paths, Hierarchy(rows, source="synthetic generator"))
