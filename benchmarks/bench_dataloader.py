@@ -4,8 +4,8 @@ Both paths see the same random CIFAR-shaped uint8 data, the same augmentation (r
 random 32 crop, horizontal flip, normalise), the same model/optimizer and the same number of timed
 steps after the same warm-up; CUDA work is synchronised before each clock read. The timed steps
 are split into rounds that alternate between the paths (every step on CPU), so load from other
-processes on a shared machine hits both paths alike. A second table
-times the loaders alone (no model), which is what the in-memory path actually changes.
+processes on a shared machine hits both paths alike. A second table times the loaders alone (no
+model), which is what the in-memory path actually changes.
 
     python benchmarks/bench_dataloader.py                    # CUDA if available, else CPU
     python benchmarks/bench_dataloader.py --device cpu --steps 20 --workers 2
@@ -83,13 +83,13 @@ def run_steps(batches, step, steps, device, args) -> float:
     return time.perf_counter() - start
 
 
-def time_paths(loaders, make_step, steps, device, args) -> dict:
+def time_paths(loaders, make_step, steps, rounds, device, args) -> dict:
     """Total timed seconds per path: warm-up first (untimed), then alternating rounds."""
     runs = {path: (forever(loader), make_step()) for path, loader in loaders.items()}
     for batches, step in runs.values():
         run_steps(batches, step, args.warmup, device, args)
     seconds = dict.fromkeys(runs, 0.0)
-    rounds = min(args.rounds, steps)
+    rounds = min(rounds, steps)
     per_round = [steps // rounds + (r < steps % rounds) for r in range(rounds)]
     for round_steps in per_round:
         for path, (batches, step) in runs.items():
@@ -139,9 +139,11 @@ def main():
         torch.backends.cudnn.benchmark = True
         print(f"gpu={torch.cuda.get_device_name(device)}")
     loaders = make_loaders(images, labels, args, device)
-    train = time_paths(loaders, lambda: train_step_fn(args, device), args.steps, device, args)
+    train = time_paths(loaders, lambda: train_step_fn(args, device), args.steps, args.rounds, device, args)
     report("ResNet-32 training (forward + backward + SGD step)", train, args.steps, args)
-    data = time_paths(loaders, lambda: data_only_step, args.data_steps, device, args)
+    # Two blocks only: while one path is timed, the DataLoader's workers refill their prefetch
+    # queue (2 batches per worker), a head start that many short rounds would multiply.
+    data = time_paths(loaders, lambda: data_only_step, args.data_steps, 2, device, args)
     report("loader only (batches delivered on the device)", data, args.data_steps, args)
 
 

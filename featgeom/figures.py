@@ -43,29 +43,38 @@ def tsne_figure(feature_paths, levels: dict, path_stem, backend="opentsne", max_
                                   coarse_names=dict(enumerate(levels["levels"][0]["names"])))
 
 
-def muller_classes(num_outputs: int, levels: dict) -> np.ndarray:
-    """Three classifier rows to project on: for a leaf-level classifier two siblings and one class
-    from another branch; for a coarse (top-level) classifier three coarse classes."""
-    if num_outputs == len(levels["class_order"]) and len(levels["levels"]) >= 2:
-        return plots.default_muller_classes(np.asarray(levels["levels"][-2]["labels"]))
-    return np.arange(min(3, num_outputs))
-
-
 def muller_panel(path, levels: dict, max_per_class=200):
-    """(title, coords, labels 0..2, template coords, class names) for one run's train features."""
+    """One run's train features projected on the plane of three classifier rows (bias-augmented).
+
+    Leaf-level classifier: two sibling classes and one from another branch. Coarse (top-level)
+    classifier, as in MSC Figure 1: three coarse templates, and two fine classes of each coloured apart,
+    so one sees whether fine classes stay separable inside a coarse cluster.
+    """
     feats = load_features(path)
     weight, bias = feats["classifier_weight"], feats["classifier_bias"]
-    labels = feats["train_labels_fine"] if weight.shape[0] == len(levels["class_order"]) else feats["train_labels_coarse"]
-    classes = muller_classes(weight.shape[0], levels)
     X, W = plots.augment_with_bias(feats["train_features"], weight, bias if bias.size else None)
-    rng = np.random.default_rng(0)
+    method = parse_run_path(path)["method"]
+    fine, coarse = feats["train_labels_fine"], feats["train_labels_coarse"]
+    if weight.shape[0] == len(levels["class_order"]):
+        classes = plots.default_muller_classes(np.asarray(levels["levels"][-2]["labels"]))
+        picked, local = _sample_classes(fine, classes, max_per_class)
+        templates = W[classes]
+        return (method, plots.muller_projection(X[picked], templates), local,
+                plots.muller_projection(templates, templates), [levels["class_order"][c] for c in classes])
+    _, coarse_classes, fine_classes = plots.select_tsne_subset(fine, coarse, max_per_class=max_per_class)
+    picked, local = _sample_classes(fine, fine_classes, max_per_class)
+    templates = W[coarse_classes]
+    template_of_class = [int(np.flatnonzero(coarse_classes == coarse[fine == f][0])[0]) for f in fine_classes]
+    return (method, plots.muller_projection(X[picked], templates), local, plots.muller_projection(templates, templates),
+            [levels["class_order"][f] for f in fine_classes], template_of_class,
+            [levels["levels"][0]["names"][c] for c in coarse_classes])
+
+
+def _sample_classes(labels, classes, max_per_class, seed=0):
+    """Up to max_per_class indices of each class, and each sample's position in `classes`."""
+    rng = np.random.default_rng(seed)
     per_class = [rng.permutation(np.flatnonzero(labels == c))[:max_per_class] for c in classes]
-    picked = np.concatenate(per_class)
-    local = np.concatenate([np.full(len(idx), i) for i, idx in enumerate(per_class)])  # template index 0..2
-    templates = W[classes]
-    names = levels["class_order"] if weight.shape[0] == len(levels["class_order"]) else levels["levels"][0]["names"]
-    return (parse_run_path(path)["method"], plots.muller_projection(X[picked], templates), local,
-            plots.muller_projection(templates, templates), [names[c] for c in classes])
+    return np.concatenate(per_class), np.concatenate([np.full(len(idx), i) for i, idx in enumerate(per_class)])
 
 
 def muller_figure(feature_paths, levels: dict, path_stem, max_per_class=200):

@@ -203,29 +203,48 @@ def default_muller_classes(level_labels_parent, seed=0):
     return np.array([*siblings, outsider], dtype=np.int64)
 
 
-def _draw_muller_panel(ax, title, coords, labels, template_coords, class_names, colours):
+def _muller_colours(template_of_class):
+    """One tab10 colour per class when classes are the templates; else dark/light tab20 pairs per template."""
+    from matplotlib import colormaps
+    if list(template_of_class) == list(range(len(template_of_class))):
+        return list(colormaps["tab10"].colors[:len(template_of_class)])
+    palette, seen = colormaps["tab20"].colors, {}
+    colours = []
+    for template in template_of_class:
+        colours.append(palette[(2 * template + seen.get(template, 0)) % 20])
+        seen[template] = seen.get(template, 0) + 1
+    return colours
+
+
+def _draw_muller_panel(ax, title, coords, labels, template_coords, class_names, template_of_class, template_names):
+    colours = _muller_colours(template_of_class)
     for k, (name, colour) in enumerate(zip(class_names, colours)):
         here = labels == k
         ax.scatter(coords[here, 0], coords[here, 1], s=5, color=colour, alpha=0.5, linewidths=0, label=name)
-        ax.scatter(*template_coords[k], s=160, marker="*", color=colour, edgecolor="black", linewidths=0.8,
-                   zorder=3)
+    for t, name in enumerate(template_names):
+        colour = colours[list(template_of_class).index(t)]
+        ax.scatter(*template_coords[t], s=160, marker="*", color=colour, edgecolor="black", linewidths=0.8, zorder=3)
+        ax.annotate(name, template_coords[t], textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_title(title)
     ax.set_aspect("equal", adjustable="datalim")
 
 
 def plot_muller_panels(panels, path_stem):
-    """panels: list of (title, coords [n, 2], labels [n] in 0..2, template_coords [3, 2], class_names [3]).
+    """panels: list of (title, coords [n, 2], labels [n], template_coords [3, 2], class_names) or, when the points
+    are finer classes than the templates (MSC Figure 1: 2 fine classes per coarse template), of
+    (title, coords, labels, template_coords, class_names, template_of_class, template_names).
 
-    Labels index the three templates (0, 1, 2); templates are drawn as black-edged stars.
+    Labels index class_names; templates are drawn as black-edged stars.
     """
-    from matplotlib import colormaps
-    colours = colormaps["tab10"].colors[:3]
     fig, axes = _panel_grid(len(panels))
-    for ax, (title, coords, labels, template_coords, class_names) in zip(axes, panels):
+    for ax, panel in zip(axes, panels):
+        title, coords, labels, template_coords, class_names = panel[:5]
+        template_of_class = panel[5] if len(panel) > 5 else list(range(len(class_names)))
+        template_names = panel[6] if len(panel) > 6 else class_names
         _draw_muller_panel(ax, title, np.asarray(coords), np.asarray(labels), np.asarray(template_coords),
-                           class_names, colours)
+                           class_names, template_of_class, template_names)
     handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncol=3, markerscale=3, frameon=False)
+    fig.legend(handles, names, loc="outside lower center", ncol=min(len(names), 6), markerscale=3, frameon=False)
     return save_figure(fig, path_stem)
 
 

@@ -80,10 +80,9 @@ def render_table(table: str, summary: pd.DataFrame, ddof: int) -> tuple[str, str
 def build_table(table: str, inputs: dict, experiments: dict, ddof: int = 0):
     """(summary for the CSV, markdown, latex). The CSV keeps full precision."""
     long = table_long_frame(table, inputs, experiments)
+    long = long[long["metric"].isin({k for k, _ in TABLE_METRICS[table]})]  # e.g. n_test is in several files
     if long.empty:
         raise ValueError(f"no numeric results found for table {table!r}")
     summary = stats.summarise_runs(long, ddof=ddof)
-    wanted = {k for k, _ in TABLE_METRICS[table]}
-    summary = summary[summary["metric"].isin(wanted)].reset_index(drop=True)
     markdown, latex = render_table(table, summary, ddof)
     return summary, markdown, latex
