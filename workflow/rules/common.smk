@@ -1,5 +1,7 @@
 # Config validation, wildcard constraints and input functions shared by all rule files.
 # Keep this cheap: every SLURM job re-parses it (no torch, no globbing).
+import os
+
 from snakemake.utils import validate
 
 import featgeom.config as fg
@@ -57,10 +59,15 @@ def training_data(wildcards):
     return f"results/{wildcards.dataset}/data/arrays.npz"
 
 
+def repo_path(path):
+    """Hierarchy files shipped with or added to the repository: relative to the repository, like `script:`."""
+    return path if os.path.isabs(path) else os.path.join(workflow.basedir, path)
+
+
 def hierarchy_source_files(wildcards):
     """Hierarchy inputs named in the config (paths CSV, edge list, published distances)."""
     ds = config["datasets"][wildcards.dataset]
-    files = {key: ds["hierarchy"][key] for key in ("paths", "edges", "distances") if key in ds["hierarchy"]}
+    files = {key: repo_path(ds["hierarchy"][key]) for key in ("paths", "edges", "distances") if key in ds["hierarchy"]}
     if ds["source"]["kind"] == "synthetic":
         files["paths"] = f"results/{wildcards.dataset}/data/paths.csv"
     return files
