@@ -250,23 +250,35 @@ def plot_muller_panels(panels, path_stem):
 
 # ----------------------------------------------------------------------------- collapse curves
 
+def _unique_legend_entries(axes):
+    """Legend entries of all panels, each label once (a method may lack a metric in the first panel)."""
+    entries = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    return list(entries.values()), list(entries)
+
+
 def plot_nc_curves(curves, metrics, path_stem, log_metrics=("nc1",)):
     """One subplot per metric, one line per method; curves[method][metric] = [(epoch, value), ...].
 
     Typical metrics: ("nc1", "angular_collapse_mean", "nc3_self_duality"); those in log_metrics get a log y axis.
     """
+    from matplotlib import colormaps
+    palette = colormaps["tab10" if len(curves) <= 10 else "tab20"].colors
+    colour = {method: palette[i % len(palette)] for i, method in enumerate(curves)}  # same colour in every panel
     fig, axes = _panel_grid(len(metrics))
     for ax, metric in zip(axes, metrics):
         for method, by_metric in curves.items():
             points = sorted(by_metric.get(metric, []))
             if points:
                 epochs, values = zip(*points)
-                ax.plot(epochs, values, marker="o", markersize=3, label=method)
+                ax.plot(epochs, values, marker="o", markersize=3, label=method, color=colour[method])
         if metric in log_metrics:
             ax.set_yscale("log")
         ax.set_title(_METRIC_TITLES.get(metric, metric), fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncol=max(len(names), 1), frameon=False)
+    handles, names = _unique_legend_entries(axes)
+    fig.legend(handles, names, loc="outside lower center", ncol=min(max(len(names), 1), 5), frameon=False)
     return save_figure(fig, path_stem)
