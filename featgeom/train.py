@@ -149,7 +149,7 @@ def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, fin
         record = {"epoch": epoch + 1, **train_one_epoch(model, loaders["train"], loss_fn, optimizer, bar)}
         logits, _, labels = predict(model, loaders["val"])
         record["val_top1"] = 100.0 * float((logits.argmax(1) == labels).mean())
-        _update_best(model, state, record)
+        _update_best(model, state, record, settings.get("select", "best_val"))
         if measure_collapse and ((every and (epoch + 1) % every == 0) or epoch + 1 == epochs):
             state.collapse_history.append({"epoch": epoch + 1, **measure_collapse(model)})
         state.history.append(record)
@@ -159,9 +159,9 @@ def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, fin
     return state
 
 
-def _update_best(model, state: FitState, record: dict) -> None:
+def _update_best(model, state: FitState, record: dict, select: str) -> None:
     # ">" keeps the earliest epoch among ties, like the official best.checkpoint selection.
-    if record["val_top1"] > state.best_val:
+    if select == "last" or record["val_top1"] > state.best_val:
         state.best_val, state.best_epoch = record["val_top1"], record["epoch"]
         state.best_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
 

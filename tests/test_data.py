@@ -331,3 +331,20 @@ def test_make_longtail_only_touches_train(synthetic):
     np.testing.assert_array_equal(lt["train_labels_coarse"], lt["train_labels"] // 9)
     for key in ("val_images", "test_images", "test_labels", "class_names"):
         assert lt[key] is arrays[key]
+
+
+def test_cifar100_lt_from_the_pooled_official_train_set_has_10847_images():
+    # CIFAR-100-shaped arrays as prepare_cifar writes them: 450 train + 50 val per class (tiny images).
+    from featgeom.data.longtail import make_longtail, pool_train_and_val
+
+    def split(per_class):
+        labels = np.repeat(np.arange(100, dtype=np.int64), per_class)
+        return np.zeros((labels.size, 2, 2, 3), np.uint8), labels
+
+    arrays = {"class_names": np.array([f"L5-{i}" for i in range(100)])}
+    for name, per_class in (("train", 450), ("val", 50), ("test", 2)):
+        arrays[f"{name}_images"], arrays[f"{name}_labels"] = split(per_class)
+    longtail = make_longtail(pool_train_and_val(arrays), rho=100, seed=0)
+    assert len(longtail["train_labels"]) == 10_847
+    assert len(longtail["val_labels"]) == 5_000 and len(longtail["test_labels"]) == 200  # unchanged
+    assert len(make_longtail(arrays, rho=100, seed=0)["train_labels"]) < 10_847  # 45k split alone: n_max = 450

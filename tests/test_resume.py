@@ -7,7 +7,7 @@ from featgeom.data.arrays import save_arrays
 from featgeom.data.synthetic import make_synthetic
 from featgeom.hierarchy import Hierarchy, write_distance_csv, write_paths_csv
 from featgeom.hierarchy_stage import build_hierarchy_outputs
-from featgeom.io import write_json
+from featgeom.io import read_json, write_json
 from featgeom.runner import run_training
 from featgeom.train import load_checkpoint
 
@@ -91,3 +91,11 @@ def test_corrupt_checkpoint_names_the_file(inputs, tmp_path):
     (folder / "last_checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="last_checkpoint.pt cannot be read"):
         run_training(spec(), 0, inputs, outputs(folder))
+
+
+def test_select_last_tests_the_final_epoch(inputs, tmp_path):
+    last = spec()
+    last["train"]["select"] = "last"
+    run_training(last, 0, inputs, outputs(tmp_path / "run"))
+    history = read_json(tmp_path / "run" / "history.json")
+    assert history["best_epoch"] == last["train"]["epochs"]
