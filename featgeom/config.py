@@ -130,4 +130,6 @@ def table_targets(config, dataset):
 
 
 def experiments_of_table(config, dataset, table):
-    return [n for ds, n, exp in experiments(config) if ds == dataset and TABLE_OF_KIND[exp["kind"]] == table]
+    """Experiments summarised by a table; the collapse table covers every experiment of the dataset."""
+    return [n for ds, n, exp in experiments(config)
+            if ds == dataset and table in ("collapse", TABLE_OF_KIND[exp["kind"]])]

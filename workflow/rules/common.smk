@@ -91,14 +91,16 @@ def figure_features(key):
 
 
 def table_inputs(wildcards):
-    experiments = fg.experiments_of_table(config, wildcards.dataset, wildcards.table)
+    """Run files behind one table: metrics (+ probe and final collapse for coarse_fine); collapse only for `collapse`."""
     files = {"metrics": [], "probe": [], "collapse": []}
-    for exp in experiments:
-        files["metrics"] += experiment_files(wildcards.dataset, exp, "metrics.json")
+    for exp in fg.experiments_of_table(config, wildcards.dataset, wildcards.table):
         spec = config["datasets"][wildcards.dataset]["experiments"][exp]
         trained = fg.trained_methods(spec)
-        if spec["kind"] == "coarse_fine":
+        if wildcards.table == "collapse" or spec["kind"] == "coarse_fine":
             files["collapse"] += experiment_files(wildcards.dataset, exp, "collapse.json", methods=trained)
+        if wildcards.table != "collapse":
+            files["metrics"] += experiment_files(wildcards.dataset, exp, "metrics.json")
+        if wildcards.table == "coarse_fine":
             files["probe"] += experiment_files(wildcards.dataset, exp, "probe.json")
     return files
 

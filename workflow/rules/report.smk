@@ -14,7 +14,7 @@ rule table:
                                 for e in fg.experiments_of_table(config, wc.dataset, wc.table)},
         ddof=config.get("ci_ddof", 0),
     wildcard_constraints:
-        table="main|coarse_fine|longtail",
+        table="main|coarse_fine|longtail|collapse",
     log:
         "logs/{dataset}/tables/{table}.log",
     localrule: True
@@ -22,27 +22,6 @@ rule table:
         "../../envs/featgeom.yaml"
     script:
         "../scripts/table.py"
-
-
-rule collapse_table:
-    input:
-        collapse=lambda wc: [f for name, exp in config["datasets"][wc.dataset]["experiments"].items()
-                             for f in experiment_files(wc.dataset, name, "collapse.json",
-                                                       methods=fg.trained_methods(exp))],
-    output:
-        csv="results/{dataset}/tables/collapse.csv",
-        md="results/{dataset}/tables/collapse.md",
-        tex="results/{dataset}/tables/collapse.tex",
-    params:
-        experiments=lambda wc: config["datasets"][wc.dataset]["experiments"],
-        ddof=config.get("ci_ddof", 0),
-    log:
-        "logs/{dataset}/tables/collapse.log",
-    localrule: True
-    conda:
-        "../../envs/featgeom.yaml"
-    script:
-        "../scripts/collapse_table.py"
 
 
 rule nc_curves:
