@@ -1,0 +1,22 @@
+"""Rules that do not train must not pay ~6 s and ~800 MB for `import torch`."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "workflow" / "scripts"
+TRAINING_SCRIPTS = {"train.py", "dump_features.py"}
+
+
+def imported_modules(script: Path) -> list[str]:
+    return re.findall(r"^(?:from|import)\s+([\w.]+)", script.read_text(), flags=re.M)
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in SCRIPTS.glob("*.py") if p.name not in TRAINING_SCRIPTS))
+def test_script_imports_no_torch(script):
+    modules = imported_modules(SCRIPTS / script)
+    code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + "print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False", f"{script} pulls in torch through {modules}"
