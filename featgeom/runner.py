@@ -5,6 +5,7 @@ results/{dataset}/{experiment}/{method}/seed{seed}/.
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     device = resolve_device(spec["device"])
     seed_everything(seed)
     levels = read_json(inputs["levels"])
-    names, distances = read_distance_csv(inputs["distances"])
+    _, distances = read_distance_csv(inputs["distances"])
     loaders, num_classes = build_loaders(spec, inputs["data"], levels, seed, device, threads)
     frame, similarity = build_frame(spec, distances, num_classes, seed)
     model = build_model(spec["model"], num_classes, frame).to(device)
@@ -44,7 +45,7 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     optimizer = torch.optim.SGD(param_groups(model, spec["train"]["lr"]), momentum=spec["train"].get("momentum", 0.9),
                                 weight_decay=spec["train"].get("weight_decay", 5e-4))
     run_dir = Path(outputs["run_dir"])
-    measure = lambda m: measure_collapse(m, loaders["train_eval"], similarity)  # noqa: E731
+    measure = partial(measure_collapse, loader=loaders["train_eval"], similarity=similarity)
     state = fit(model, loss_fn, optimizer, loaders, spec["train"], run_dir / "last_checkpoint.pt",
                 spec_fingerprint({**spec, "seed": seed}), measure_collapse=measure, log=log)
     model.load_state_dict(state.best_model)
