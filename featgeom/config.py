@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 
-IN_MEMORY_KINDS = ("synthetic", "cifar100", "cifar10")
 TABLE_OF_KIND = {"hierarchy": "main", "coarse_fine": "coarse_fine", "longtail": "longtail"}
 
 
@@ -30,12 +29,6 @@ def trained_methods(exp):
 
 def crm_methods(exp):
     return [m for m, spec in exp["methods"].items() if "crm_of" in spec]
-
-
-def runs(config, dataset, experiment):
-    """All (method, seed) pairs of one experiment."""
-    exp = config["datasets"][dataset]["experiments"][experiment]
-    return [(m, s) for m in exp["methods"] for s in range(exp["seeds"])]
 
 
 def deep_merge(base, override):
