@@ -18,3 +18,12 @@ def rule_log(snakemake):
         except BaseException:
             traceback.print_exc(file=log)
             raise
+
+
+def write_rule_provenance(snakemake) -> None:
+    """provenance.json of a per-dataset output (tables, figures, hierarchy): the rule's params and
+    inputs, git SHA and package versions."""
+    from featgeom.provenance import write_provenance
+
+    write_provenance(snakemake.output.provenance, {"rule": snakemake.rule, "params": dict(snakemake.params.items()),
+                                                   "inputs": [str(p) for p in snakemake.input]})

@@ -1,4 +1,5 @@
 """The Snakemake workflow: lint, dry-run of the papers' DAG, and the whole demo DAG on tiny data."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,8 @@ def test_demo_tables_have_every_method_and_metric(tiny_run):
     longtail = pd.read_csv(tiny_run / "tables" / "longtail.csv")
     assert {"many_shot_top1", "few_shot_top1"} <= set(longtail["metric"])
     assert (tiny_run / "tables" / "collapse.tex").read_text().startswith("\\begin{table}")
+    provenance = json.loads((tiny_run / "tables" / "main.provenance.json").read_text())
+    assert provenance["git_sha"] and provenance["packages"]["numpy"] and provenance["config"]["rule"] == "table"
 
 
 def test_demo_figures_are_written(tiny_run):

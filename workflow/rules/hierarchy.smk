@@ -10,8 +10,10 @@ rule hierarchy:
         class_order="results/{dataset}/hierarchy/class_order.txt",
         distances="results/{dataset}/hierarchy/distances.csv",
         levels="results/{dataset}/hierarchy/levels.json",
+        provenance="results/{dataset}/hierarchy/provenance.json",
     params:
         flat=lambda wc: config["datasets"][wc.dataset]["hierarchy"].get("flat", False),
+        hierarchy=lambda wc: config["datasets"][wc.dataset]["hierarchy"],
     log:
         "logs/{dataset}/hierarchy.log",
     benchmark:

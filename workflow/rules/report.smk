@@ -9,6 +9,7 @@ rule table:
         csv="results/{dataset}/tables/{table}.csv",
         md="results/{dataset}/tables/{table}.md",
         tex="results/{dataset}/tables/{table}.tex",
+        provenance="results/{dataset}/tables/{table}.provenance.json",
     params:
         experiments=lambda wc: {e: config["datasets"][wc.dataset]["experiments"][e]
                                 for e in fg.experiments_of_table(config, wc.dataset, wc.table)},
@@ -32,6 +33,9 @@ rule nc_curves:
     output:
         png="results/{dataset}/figures/nc_curves.png",
         pdf="results/{dataset}/figures/nc_curves.pdf",
+        provenance="results/{dataset}/figures/nc_curves.provenance.json",
+    params:
+        experiments=lambda wc: config["datasets"][wc.dataset]["experiments"],
     log:
         "logs/{dataset}/figures/nc_curves.log",
     localrule: True
@@ -48,6 +52,7 @@ rule tsne:
     output:
         png="results/{dataset}/figures/tsne.png",
         pdf="results/{dataset}/figures/tsne.pdf",
+        provenance="results/{dataset}/figures/tsne.provenance.json",
     params:
         figures=lambda wc: config["datasets"][wc.dataset]["figures"],
     threads: config.get("threads_per_run", 1)
@@ -68,6 +73,7 @@ rule muller:
     output:
         png="results/{dataset}/figures/muller.png",
         pdf="results/{dataset}/figures/muller.pdf",
+        provenance="results/{dataset}/figures/muller.provenance.json",
     params:
         figures=lambda wc: config["datasets"][wc.dataset]["figures"],
     log:

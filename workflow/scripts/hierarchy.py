@@ -2,7 +2,7 @@
 from featgeom.hierarchy import write_distance_csv
 from featgeom.hierarchy_stage import build_hierarchy_outputs, read_class_list
 from featgeom.io import write_json, write_text
-from featgeom.rule_io import rule_log
+from featgeom.rule_io import rule_log, write_rule_provenance
 
 with rule_log(snakemake):
     sources = {k: snakemake.input[k] for k in ("paths", "edges", "distances") if k in snakemake.input.keys()}
@@ -12,3 +12,4 @@ with rule_log(snakemake):
     write_distance_csv(snakemake.output.distances, order, distances)
     write_json(snakemake.output.levels, levels)
     print(f"{len(order)} classes, height {levels['height']}")
+    write_rule_provenance(snakemake)

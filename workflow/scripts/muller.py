@@ -3,9 +3,10 @@ from pathlib import Path
 
 from featgeom.figures import muller_figure
 from featgeom.io import read_json
-from featgeom.rule_io import rule_log
+from featgeom.rule_io import rule_log, write_rule_provenance
 
 with rule_log(snakemake):
     muller_figure(list(snakemake.input.features), read_json(snakemake.input.levels),
                   Path(snakemake.output.png).with_suffix(""),
                   max_per_class=snakemake.params.figures.get("max_per_class", 200))
+    write_rule_provenance(snakemake)

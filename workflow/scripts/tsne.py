@@ -3,10 +3,11 @@ from pathlib import Path
 
 from featgeom.figures import tsne_figure
 from featgeom.io import read_json
-from featgeom.rule_io import rule_log
+from featgeom.rule_io import rule_log, write_rule_provenance
 
 with rule_log(snakemake):
     figs = snakemake.params.figures
     tsne_figure(list(snakemake.input.features), read_json(snakemake.input.levels),
                 Path(snakemake.output.png).with_suffix(""), backend=figs.get("tsne_backend", "opentsne"),
                 max_per_class=figs.get("max_per_class", 200), n_jobs=snakemake.threads)
+    write_rule_provenance(snakemake)
