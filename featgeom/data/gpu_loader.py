@@ -21,10 +21,21 @@ CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 
 
-def channel_stats(images: np.ndarray) -> tuple[tuple, tuple]:
-    """Per-channel (mean, std) in [0, 1] units of uint8 NHWC images, e.g. a synthetic train split."""
-    pixels = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
-    return tuple(pixels.mean(0).tolist()), tuple(pixels.std(0).tolist())
+def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[tuple, tuple]:
+    """Per-channel (mean, std) in [0, 1] units of uint8 NHWC images, e.g. a synthetic train split.
+
+    Accumulated over chunks of images, so CIFAR's 150M pixel values never become one float64 copy.
+    """
+    channels = images.shape[-1]
+    total, total_sq, count = np.zeros(channels), np.zeros(channels), 0
+    for start in range(0, len(images), chunk):
+        pixels = images[start:start + chunk].reshape(-1, channels).astype(np.float64)
+        total += pixels.sum(0)
+        total_sq += np.square(pixels).sum(0)
+        count += len(pixels)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    return tuple((mean / 255.0).tolist()), tuple((std / 255.0).tolist())
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from featgeom.data.arrays import load_arrays
-from featgeom.data.gpu_loader import InMemoryLoader
+from featgeom.data.gpu_loader import InMemoryLoader, channel_stats
 from featgeom.io import read_json
 
 
@@ -36,8 +36,7 @@ def _in_memory_loaders(spec, arrays, levels, seed, device):
     labels = {split: (to_coarse[arrays[f"{split}_labels"]] if coarse else arrays[f"{split}_labels"])
               for split in ("train", "val", "test")}
     num_classes = len(levels["levels"][0]["names"]) if coarse else len(levels["class_order"])
-    mean = arrays["train_images"].reshape(-1, 3).mean(0) / 255.0
-    std = arrays["train_images"].reshape(-1, 3).std(0) / 255.0
+    mean, std = channel_stats(arrays["train_images"])
     train = spec["train"]
 
     def loader(split, training):
