@@ -18,7 +18,7 @@ from featgeom.io import read_json, write_json, write_npz
 from featgeom.losses import build_loss
 from featgeom.models import build_model, param_groups
 from featgeom.models.backbones import build_backbone
-from featgeom.train import fit, predict, save_checkpoint, seed_everything, spec_fingerprint
+from featgeom.train import CHECKPOINT_FORMAT, fit, predict, save_checkpoint, seed_everything, spec_fingerprint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -100,8 +100,9 @@ COLLAPSE_CONVENTIONS = (
 def write_run_outputs(model, loaders, state, spec, outputs, frame, device) -> None:
     logits, _, labels = predict(model, loaders["test"])
     write_npz(outputs["test_logits"], scores=logits.astype(np.float32), labels=labels.astype(np.int64))
-    save_checkpoint(outputs["checkpoint"], {"format": 1, "model": model.state_dict(), "spec": spec, "frame": frame,
-                                            "best_epoch": state.best_epoch, "best_val_top1": state.best_val})
+    save_checkpoint(outputs["checkpoint"], {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "spec": spec,
+                                            "frame": frame, "best_epoch": state.best_epoch,
+                                            "best_val_top1": state.best_val})
     write_json(outputs["history"], {"epochs": state.history, "best_epoch": state.best_epoch,
                                     "best_val_top1": state.best_val, "device": device})
     write_json(outputs["collapse"], {"final": state.collapse_history[-1] if state.collapse_history else {},
