@@ -2,15 +2,18 @@
 #   snakemake --cores 8 --profile slurm                       (the papers, config/config.yaml)
 #   snakemake --cores 2 --configfile config/demo.yaml         (embedded synthetic data, CPU)
 # Only includes and target rules live here; see workflow/rules/*.smk.
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-# The papers' config is the default; `--configfile X` replaces it instead of being merged into it.
-if not config:
+# The papers' config is the default; `--configfile X` replaces it instead of being merged into it
+# (`--config key=value` still overrides single keys of whichever file is used).
+if not workflow.overwrite_configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "workflow/rules/common.smk"

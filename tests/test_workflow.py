@@ -24,9 +24,10 @@ def test_lint_is_clean():
     assert "Lints for" not in result.stdout + result.stderr
 
 
-def test_papers_dag_resolves_without_datasets(tmp_path):
-    result = snakemake("-n", "--quiet", "rules", "--configfile", str(REPO / "config/config.yaml"),
-                       "--directory", str(tmp_path))
+@pytest.mark.parametrize("config_args", [["--configfile", str(REPO / "config/config.yaml")],
+                                         ["--config", "ci_ddof=1"]])  # default config file + one override
+def test_papers_dag_resolves_without_datasets(tmp_path, config_args):
+    result = snakemake("-n", "--quiet", "rules", *config_args, "--directory", str(tmp_path))
     out = result.stdout + result.stderr
     for rule in ("train", "crm", "score", "probe", "table", "tsne", "muller", "nc_curves",
                  "prepare_cifar", "verify_image_folder", "make_longtail", "hierarchy", "dump_features"):
