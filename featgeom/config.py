@@ -75,6 +75,10 @@ def check_config(config):
             raise ConfigError(f"{where}.label_level must be 'coarse' for kind coarse_fine")
         if exp["kind"] == "longtail" and not exp.get("longtail"):
             raise ConfigError(f"{where}.longtail (rho, seed) is required for kind longtail")
+        in_memory = config["datasets"][dataset]["source"]["kind"] != "image_folder"
+        if not in_memory and (exp["kind"] == "longtail" or exp.get("label_level") == "coarse"):
+            raise ConfigError(f"{where}: kind {exp['kind']!r} / label_level 'coarse' need an in-memory dataset "
+                              "(synthetic, cifar100, cifar10), not an image folder")
         if exp["kind"] != "hierarchy" and crm_methods(exp):
             raise ConfigError(f"{where}: CRM methods are only defined for kind 'hierarchy'")
         for method, spec in exp["methods"].items():

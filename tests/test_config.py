@@ -44,6 +44,8 @@ def methods(config, experiment="main"):
      "coarse_fine.label_level must be 'coarse'"),
     (lambda c: c["datasets"]["synthetic"]["figures"].update(tsne_experiment="nope"),
      "figures.tsne_experiment = 'nope'"),
+    (lambda c: c["datasets"]["synthetic"].update(source={"kind": "image_folder", "root": "x", "recipe": "fgvc"}),
+     "experiments.coarse_fine: kind 'coarse_fine' / label_level 'coarse' need an in-memory dataset"),
 ])
 def test_bad_cross_references_name_their_key(edit, message):
     config = tiny()
