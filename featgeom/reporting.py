@@ -66,14 +66,30 @@ def table_long_frame(table: str, inputs: dict, experiments: dict) -> pd.DataFram
     return pd.DataFrame(rows, columns=stats.RUN_COLUMNS)
 
 
-def render_table(table: str, summary: pd.DataFrame, ddof: int) -> tuple[str, str]:
-    """Markdown and LaTeX text, one section per experiment."""
+def describe_loss(spec: dict) -> str:
+    """One line per method saying which loss made it, e.g. "hinge_ce (tau=0.5, mode=hinge)"."""
+    if "crm_of" in spec:
+        return f"CRM on {spec['crm_of']}"
+    loss = dict(spec["loss"])
+    name = loss.pop("name")
+    if name == "hinge_ce":
+        loss.setdefault("mode", "hinge")  # the form the tables use unless a method asks for the cone
+    return f"{name} ({', '.join(f'{k}={v}' for k, v in sorted(loss.items()))})" if loss else name
+
+
+def render_table(table: str, summary: pd.DataFrame, ddof: int, experiments: dict | None = None) -> tuple[str, str]:
+    """Markdown and LaTeX text, one section per experiment; the losses are listed under each table."""
     metrics = [(k, h) for k, h in TABLE_METRICS[table] if k in set(summary["metric"])]
     markdown, latex = [], []
     for experiment, part in summary.groupby("experiment", sort=False):
         caption = f"{CAPTIONS[table]} — {experiment}"
         markdown.append(tables.render_markdown(part, metrics, caption=caption, ddof=ddof))
         latex.append(tables.render_latex(part, metrics, caption=caption, ddof=ddof))
+        if experiments:
+            methods = experiments[experiment]["methods"]
+            losses = "; ".join(f"{m}: {describe_loss(methods[m])}" for m in part["method"].unique())
+            markdown.append(f"Losses: {losses}\n")
+            latex.append(f"% Losses: {losses}\n")
     return "\n".join(markdown), "\n".join(latex)
 
 
@@ -84,5 +100,5 @@ def build_table(table: str, inputs: dict, experiments: dict, ddof: int = 0):
     if long.empty:
         raise ValueError(f"no numeric results found for table {table!r}")
     summary = stats.summarise_runs(long, ddof=ddof)
-    markdown, latex = render_table(table, summary, ddof)
+    markdown, latex = render_table(table, summary, ddof, experiments)
     return summary, markdown, latex

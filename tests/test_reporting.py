@@ -40,7 +40,8 @@ def test_nan_is_written_as_null(tmp_path):
 
 
 def test_main_table_from_run_files(tmp_path):
-    experiments = {"main": {"methods": {"ce_t1": {"model_type": "I"}, "haframe": {"model_type": "II"}}}}
+    experiments = {"main": {"methods": {"ce_t1": {"model_type": "I", "loss": {"name": "ce"}},
+                                        "haframe": {"model_type": "II", "loss": {"name": "haframe", "alpha": 0.4}}}}}
     paths = []
     for method, top1 in (("ce_t1", [70.0, 72.0, 74.0]), ("haframe", [75.0, 75.0, 78.0])):
         for seed, value in enumerate(top1):
@@ -53,6 +54,7 @@ def test_main_table_from_run_files(tmp_path):
     assert row["ci95"] == pytest.approx(4.302653 * np.std([70, 72, 74]) / np.sqrt(3), rel=1e-5)
     assert set(summary["metric"]) == {"top1", "mistake_severity"}
     assert "| I | ce_t1 | 72.00 ± " in markdown and "\\toprule" in latex
+    assert "Losses: ce_t1: ce; haframe: haframe (alpha=0.4)" in markdown
 
 
 def test_run_path_outside_a_run_folder_is_rejected():
