@@ -47,14 +47,18 @@ def _in_memory_loaders(spec, arrays, levels, seed, device):
                               mean=mean, std=std, drop_last=training, seed=seed, device=device)
 
     loaders = {"train": loader("train", True), "val": loader("val", False), "test": loader("test", False),
-               "train_eval": loader("train", False), "label_sets": _label_sets(arrays, to_coarse)}
+               "train_eval": loader("train", False),
+               "label_sets": _label_sets({split: arrays[f"{split}_labels"] for split in ("train", "test")}, to_coarse)}
     return loaders, num_classes
 
 
-def _label_sets(arrays, to_coarse) -> dict:
-    return {f"{split}_labels_{level}": (to_coarse[arrays[f"{split}_labels"]] if level == "coarse"
-                                        else arrays[f"{split}_labels"])
-            for split in ("train", "test") for level in ("fine", "coarse")}
+def _label_sets(fine_labels: dict, to_coarse) -> dict:
+    """features.npz label arrays: {split}_labels_fine and {split}_labels_coarse for every split given."""
+    sets = {}
+    for split, fine in fine_labels.items():
+        fine = np.asarray(fine, dtype=np.int64)
+        sets.update({f"{split}_labels_fine": fine, f"{split}_labels_coarse": to_coarse[fine]})
+    return sets
 
 
 class EpochSeededLoader:
@@ -96,11 +100,7 @@ def _image_folder_loaders(spec, manifest_path, levels, seed, device, threads):
                                                      pin_memory=device.type == "cuda", drop_last=training),
                                  seed, device)
 
-    to_coarse = coarse_of_fine(levels)
-    label_sets = {}
-    for split in ("train", "test"):
-        fine = np.asarray(datasets[split].targets, dtype=np.int64)
-        label_sets.update({f"{split}_labels_fine": fine, f"{split}_labels_coarse": to_coarse[fine]})
+    label_sets = _label_sets({split: datasets[split].targets for split in ("train", "test")}, coarse_of_fine(levels))
     loaders = {"train": loader("train_aug", True), "val": loader("val", False), "test": loader("test", False),
                "train_eval": loader("train", False), "label_sets": label_sets}
     return loaders, len(order)

@@ -12,7 +12,6 @@ rule hierarchy:
         levels="results/{dataset}/hierarchy/levels.json",
         provenance="results/{dataset}/hierarchy/provenance.json",
     params:
-        flat=lambda wc: config["datasets"][wc.dataset]["hierarchy"].get("flat", False),
         hierarchy=lambda wc: config["datasets"][wc.dataset]["hierarchy"],
     log:
         "logs/{dataset}/hierarchy.log",
