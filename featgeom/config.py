@@ -8,12 +8,94 @@ imports this at parse time on every SLURM job.
 from __future__ import annotations
 
 import copy
+import difflib
 
 TABLE_OF_KIND = {"hierarchy": "main", "coarse_fine": "coarse_fine", "longtail": "longtail"}
+IN_MEMORY_KINDS = ("synthetic", "cifar100", "cifar10")
+# Coarse labels (CIFAR-20 for CIFAR-100: the tree's level 4 = the pickle's coarse_labels).
+DEFAULT_COARSE_LEVEL = {"cifar100": 4, "synthetic": 1}
+# HAFrame's published input pipelines per image-folder recipe (MBM transforms.py): augment, size.
+RECIPE_AUGMENT = {"fgvc": "crop_flip", "inat": "random_resized_crop_flip", "imagenet": "random_resized_crop_flip"}
+DEFAULT_IMAGE_SIZE = 224
+DEFAULT_RESOURCES = {"runtime": 24 * 60, "mem_mb": 16000}
+# torchvision's own file name for ResNet50_Weights.IMAGENET1K_V1 (the 8 hex digits are its sha256 prefix).
+IMAGENET_RESNET50_FILE = "resnet50-0676ba61.pth"
+_MAX_SCHEMA_ERRORS = 10
 
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names its key path."""
+
+
+def _key_path(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _schema_message(error) -> str:
+    """One line per schema error, naming the key path; unknown keys get a 'did you mean'."""
+    where = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        known = list(error.schema.get("properties", {}))
+        hints = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, known, 1)) else "")
+                 for k in unknown]
+        return f"{where}: unknown key(s) {', '.join(hints)}; allowed: {', '.join(known)}"
+    return f"{where}: {error.message}"
+
+
+def validate_schema(config, schema: dict) -> None:
+    """Check `config` against the JSON schema, reporting every error (unknown keys first), not just one.
+
+    A misspelled required key then reads "unknown key 'epocs' (did you mean 'epochs'?)" next to
+    "'epochs' is a required property", instead of the latter alone.
+    """
+    import jsonschema  # parse-time only; keeps `import featgeom.config` light for scripts
+
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config),
+                    key=lambda e: (e.validator != "additionalProperties", list(map(str, e.absolute_path))))
+    if errors:
+        lines = [_schema_message(e) for e in errors[:_MAX_SCHEMA_ERRORS]]
+        more = f"\n  ... and {len(errors) - _MAX_SCHEMA_ERRORS} more" if len(errors) > _MAX_SCHEMA_ERRORS else ""
+        raise ConfigError("config does not match workflow/schemas/config.schema.yaml:\n  " + "\n  ".join(lines) + more)
+
+
+def apply_limits(config) -> dict:
+    """The config with the pilot `limits:` on seeds and epochs applied uniformly; unchanged without.
+
+    Image size is capped in `resolve_train` (image folders) and, with images per class, where the
+    data is prepared (see `data_limits`).
+    """
+    limits = config.get("limits") or {}
+    out = copy.deepcopy(config)
+    for _, _, exp in experiments(out):
+        if "seeds" in limits:
+            exp["seeds"] = min(exp["seeds"], limits["seeds"])
+        for train in [exp["train"]] + [m["train"] for m in exp["methods"].values() if "train" in m]:
+            if "epochs" in limits and "epochs" in train:
+                train["epochs"] = min(train["epochs"], limits["epochs"])
+    return out
+
+
+def data_limits(config) -> dict:
+    """What the data stage caps: {'images_per_class', 'image_size'} (absent keys = no cap)."""
+    limits = config.get("limits") or {}
+    return {k: limits[k] for k in ("images_per_class", "image_size") if k in limits}
+
+
+def pilot_banner(config) -> str | None:
+    """The line every output of a capped (pilot) run carries; None for a full run."""
+    limits = config.get("limits") or {}
+    if not limits:
+        return None
+    caps = ", ".join(f"{k}<={v}" for k, v in limits.items())
+    return f"PILOT RUN ({caps}): checks the pipeline only; these are not results"
+
+
+def coarse_level(dataset_spec) -> int | None:
+    """Depth of the hierarchy level used as coarse labels: configured, else the dataset kind's default."""
+    configured = dataset_spec["hierarchy"].get("coarse_level")
+    return configured if configured is not None else DEFAULT_COARSE_LEVEL.get(dataset_spec["source"]["kind"])
 
 
 def experiments(config):
@@ -49,6 +131,7 @@ def resolve_run(config, dataset, experiment, method):
     ds = config["datasets"][dataset]
     exp = ds["experiments"][experiment]
     spec = exp["methods"][method]
+    train = deep_merge(exp.get("train", {}), spec.get("train"))
     return {
         "dataset": dataset,
         "experiment": experiment,
@@ -57,14 +140,41 @@ def resolve_run(config, dataset, experiment, method):
         "label_level": exp.get("label_level", "fine"),
         "source": ds["source"],
         "model_type": str(spec.get("model_type", "")),
-        "model": spec.get("model"),
+        "model": resolve_model(spec.get("model"), config),
         "loss": spec.get("loss"),
         "frame": spec.get("frame", {}),
         "crm_of": spec.get("crm_of"),
         "longtail": exp.get("longtail"),
-        "train": deep_merge(exp.get("train", {}), spec.get("train")),
+        "train": resolve_train(train, ds["source"], config),
         "device": config.get("device", "auto"),
+        "pilot": pilot_banner(config),
     }
+
+
+def imagenet_weights_path(config) -> str:
+    return f"{config.get('weights_root', 'data/pretrained')}/{IMAGENET_RESNET50_FILE}"
+
+
+def resolve_model(model: dict | None, config) -> dict | None:
+    """`pretrained: true` becomes the local torchvision file, fetched once by the `fetch_imagenet_weights`
+    rule, so training jobs on offline compute nodes never download."""
+    if not model or not model.get("backbone_kwargs", {}).get("pretrained"):
+        return model
+    kwargs = {k: v for k, v in model["backbone_kwargs"].items() if k != "pretrained"}
+    return {**model, "backbone_kwargs": {**kwargs, "weights_path": imagenet_weights_path(config)}}
+
+
+def resolve_train(train: dict, source: dict, config) -> dict:
+    """The train block with every default written out, so provenance says what was applied."""
+    recipe = source.get("recipe")
+    limits = config.get("limits") or {}
+    out = {"augment": RECIPE_AUGMENT.get(recipe, "crop_flip"), "select": "best_val", "collapse_every": 0,
+           "collapse_seeds": [0], "schedule": "cosine_per_epoch", **train}
+    out["resources"] = {**DEFAULT_RESOURCES, **train.get("resources", {})}
+    if source["kind"] not in IN_MEMORY_KINDS:
+        size = train.get("image_size", DEFAULT_IMAGE_SIZE)
+        out["image_size"] = min(size, limits["image_size"]) if "image_size" in limits else size
+    return out
 
 
 def check_config(config):
@@ -75,16 +185,43 @@ def check_config(config):
             raise ConfigError(f"{where}.label_level must be 'coarse' for kind coarse_fine")
         if exp["kind"] == "longtail" and not exp.get("longtail"):
             raise ConfigError(f"{where}.longtail (rho, seed) is required for kind longtail")
-        in_memory = config["datasets"][dataset]["source"]["kind"] != "image_folder"
+        ds = config["datasets"][dataset]
+        in_memory = ds["source"]["kind"] in IN_MEMORY_KINDS
         if not in_memory and (exp["kind"] == "longtail" or exp.get("label_level") == "coarse"):
             raise ConfigError(f"{where}: kind {exp['kind']!r} / label_level 'coarse' need an in-memory dataset "
                               "(synthetic, cifar100, cifar10), not an image folder")
+        if exp.get("label_level") == "coarse" and coarse_level(ds) is None:
+            raise ConfigError(f"datasets.{dataset}.hierarchy.coarse_level is required: {where} trains on coarse "
+                              "labels (give the hierarchy depth of the coarse level, 1 = top)")
+        for method in exp["methods"]:
+            _check_input_pipeline(f"{where}.methods.{method}", resolve_run(config, dataset, name, method), in_memory)
         if exp["kind"] != "hierarchy" and crm_methods(exp):
             raise ConfigError(f"{where}: CRM methods are only defined for kind 'hierarchy'")
         for method, spec in exp["methods"].items():
             _check_method(f"{where}.methods.{method}", exp, spec)
+        _check_same_backbone(where, exp)
     for dataset, ds in config["datasets"].items():
         _check_figures(dataset, ds)
+
+
+def _check_same_backbone(where, exp) -> None:
+    """Every trained method of an experiment uses one backbone, so only the head and loss differ between rows."""
+    backbones = {m: (s["model"]["backbone"], s["model"].get("backbone_kwargs") or {})
+                 for m, s in exp["methods"].items() if "crm_of" not in s}
+    if len({repr(b) for b in backbones.values()}) > 1:
+        listing = "; ".join(f"{m}: {b} {kw}" for m, (b, kw) in backbones.items())
+        raise ConfigError(f"{where}: methods use different backbones ({listing}); give every method the same "
+                          "backbone and backbone_kwargs so that only the loss/head differs")
+
+
+def _check_input_pipeline(where, run, in_memory) -> None:
+    train = run["train"]
+    if in_memory and train["augment"] == "random_resized_crop_flip":
+        raise ConfigError(f"{where}: train.augment random_resized_crop_flip needs an image-folder dataset "
+                          "(in-memory arrays support crop_flip or none)")
+    if in_memory and "image_size" in train:
+        raise ConfigError(f"{where}: train.image_size applies to image folders only; in-memory arrays keep their "
+                          "native size (limits.image_size downscales them for a pilot run)")
 
 
 def _check_figures(dataset, ds):
@@ -94,7 +231,7 @@ def _check_figures(dataset, ds):
         if name is not None and name not in ds["experiments"]:
             raise ConfigError(f"datasets.{dataset}.figures.{key} = {name!r} is not an experiment of {dataset}")
     tsne = figures.get("tsne_experiment")
-    if tsne is not None and ds["source"]["kind"] == "image_folder":
+    if tsne is not None and ds["source"]["kind"] not in IN_MEMORY_KINDS:
         raise ConfigError(f"datasets.{dataset}.figures.tsne_experiment needs coarse labels: in-memory datasets only")
 
 

@@ -5,6 +5,7 @@ import numpy as np
 
 from featgeom import plots
 from featgeom.evaluation import load_features
+from featgeom.hierarchy_stage import coarse_labels
 from featgeom.io import read_json
 from featgeom.reporting import parse_run_path
 
@@ -22,13 +23,13 @@ def nc_curves(collapse_paths) -> dict:
     return curves
 
 
-def plot_nc(collapse_paths, path_stem):
+def plot_nc(collapse_paths, path_stem, banner=None):
     curves = nc_curves(collapse_paths)
     metrics = [m for m in NC_CURVE_METRICS if any(c.get(m) for c in curves.values())]
-    return plots.plot_nc_curves(curves, metrics, path_stem)
+    return plots.plot_nc_curves(curves, metrics, path_stem, banner=banner)
 
 
-def tsne_figure(feature_paths, levels: dict, path_stem, backend="opentsne", max_per_class=200, n_jobs=1):
+def tsne_figure(feature_paths, levels: dict, path_stem, backend="opentsne", max_per_class=200, n_jobs=1, banner=None):
     """MSC Figure 1 style: test features of 3 coarse x 2 fine classes, one t-SNE panel per method.
     The same samples are embedded for every method (chosen from the first run's labels)."""
     panels, chosen = [], None
@@ -40,13 +41,13 @@ def tsne_figure(feature_paths, levels: dict, path_stem, backend="opentsne", max_
         embedding = plots.tsne_embed(feats["test_features"][chosen], backend=backend, n_jobs=n_jobs)
         panels.append((parse_run_path(path)["method"], embedding, fine[chosen], coarse[chosen]))
     return plots.plot_tsne_panels(panels, path_stem, fine_names=dict(enumerate(levels["class_order"])),
-                                  coarse_names=dict(enumerate(levels["levels"][0]["names"])))
+                                  coarse_names=dict(enumerate(coarse_labels(levels)[0])), banner=banner)
 
 
 def muller_panel(path, levels: dict, max_per_class=200):
     """One run's train features projected on the plane of three classifier rows (bias-augmented).
 
-    Leaf-level classifier: two sibling classes and one from another branch. Coarse (top-level)
+    Leaf-level classifier: two sibling classes and one from another branch. Coarse-level
     classifier, as in MSC Figure 1: three coarse templates, and two fine classes of each coloured apart,
     so one sees whether fine classes stay separable inside a coarse cluster.
     """
@@ -67,7 +68,7 @@ def muller_panel(path, levels: dict, max_per_class=200):
     template_of_class = [int(np.flatnonzero(coarse_classes == coarse[fine == f][0])[0]) for f in fine_classes]
     return (method, plots.muller_projection(X[picked], templates), local, plots.muller_projection(templates, templates),
             [levels["class_order"][f] for f in fine_classes], template_of_class,
-            [levels["levels"][0]["names"][c] for c in coarse_classes])
+            [coarse_labels(levels)[0][c] for c in coarse_classes])
 
 
 def _sample_classes(labels, classes, max_per_class, seed=0):
@@ -77,5 +78,6 @@ def _sample_classes(labels, classes, max_per_class, seed=0):
     return np.concatenate(per_class), np.concatenate([np.full(len(idx), i) for i, idx in enumerate(per_class)])
 
 
-def muller_figure(feature_paths, levels: dict, path_stem, max_per_class=200):
-    return plots.plot_muller_panels([muller_panel(p, levels, max_per_class) for p in feature_paths], path_stem)
+def muller_figure(feature_paths, levels: dict, path_stem, max_per_class=200, banner=None):
+    return plots.plot_muller_panels([muller_panel(p, levels, max_per_class) for p in feature_paths], path_stem,
+                                    banner=banner)

@@ -30,6 +30,18 @@ def load_hierarchy(sources: dict, classes: list[str], flat: bool = False) -> Hie
     raise HierarchyError("the dataset's hierarchy names neither `paths` nor `edges` (nor `flat: true`)")
 
 
+def check_hierarchy_files(sources: dict, produced_distances=None) -> None:
+    """Parse-time check of a dataset's hierarchy inputs (paths CSV or edge list, published distances)
+    and of its already produced distances.csv: a bad edit stops the workflow before any job runs,
+    so nothing finished is deleted. Raises HierarchyError naming the file and the culprit."""
+    if "paths" in sources or "edges" in sources:
+        load_hierarchy(sources, [])
+    if "distances" in sources:
+        read_distance_csv(sources["distances"])
+    if produced_distances is not None and Path(produced_distances).exists():
+        read_distance_csv(produced_distances)
+
+
 def published_distances(path, classes: list[str]) -> np.ndarray:
     """A published K x K distance file, reordered to the dataset's class order."""
     names, matrix = read_distance_csv(path)
@@ -41,8 +53,12 @@ def published_distances(path, classes: list[str]) -> np.ndarray:
     return matrix[np.ix_(order, order)]
 
 
-def build_hierarchy_outputs(sources: dict, classes: list[str], flat: bool = False):
-    """Return (class_order, distances K x K, levels dict) for the dataset's classes."""
+def build_hierarchy_outputs(sources: dict, classes: list[str], flat: bool = False, coarse_level: int | None = None):
+    """Return (class_order, distances K x K, levels dict) for the dataset's classes.
+
+    levels["coarse"] is the level at depth `coarse_level` (1 = top): the coarse labels of the
+    dataset (CIFAR-20 = depth 4 of the CIFAR-100 tree); absent when no coarse level is configured.
+    """
     hierarchy = load_hierarchy(sources, classes, flat)
     hierarchy.check_classes(classes, source="the dataset's class list")
     if "distances" in sources:
@@ -51,4 +67,17 @@ def build_hierarchy_outputs(sources: dict, classes: list[str], flat: bool = Fals
         distances = leaf_distances(hierarchy, classes)
     levels = [{"depth": depth + 1, "names": names, "labels": labels.tolist()}
               for depth, (names, labels) in enumerate(level_labels(hierarchy, classes))]
-    return classes, distances, {"class_order": classes, "height": int(distances.max()), "levels": levels}
+    out = {"class_order": classes, "height": int(distances.max()), "levels": levels}
+    if coarse_level is not None:
+        if not 1 <= coarse_level < len(levels):
+            raise HierarchyError(f"coarse_level {coarse_level} is not an inner level of the hierarchy "
+                                 f"(depths 1..{len(levels) - 1}; {len(levels)} = the leaves)")
+        out["coarse"] = levels[coarse_level - 1]
+    return classes, distances, out
+
+
+def coarse_labels(levels: dict) -> tuple[list[str], np.ndarray]:
+    """(coarse class names, coarse label of every fine class) from a levels.json."""
+    if "coarse" not in levels:
+        raise ValueError("levels.json has no coarse level: set datasets.<name>.hierarchy.coarse_level")
+    return levels["coarse"]["names"], np.asarray(levels["coarse"]["labels"], dtype=np.int64)

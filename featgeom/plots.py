@@ -24,8 +24,13 @@ _METRIC_TITLES = {
 
 # ----------------------------------------------------------------------------- saving
 
-def save_figure(fig, path_stem, dpi=150):
-    """Write `<path_stem>.png` and `<path_stem>.pdf` atomically; return both paths."""
+def save_figure(fig, path_stem, dpi=150, banner=None):
+    """Write `<path_stem>.png` and `<path_stem>.pdf` atomically; return both paths.
+
+    `banner` (a pilot run's warning) is written across the top, so the figure cannot pass for a result.
+    """
+    if banner:
+        fig.suptitle(banner, color="red", fontweight="bold", y=1.02)
     paths = []
     for ext in ("png", "pdf"):
         path = f"{path_stem}.{ext}"
@@ -137,7 +142,7 @@ def _draw_tsne_panel(ax, title, emb, fine, coarse, colours, coarse_marker, fine_
     ax.set_yticks([])
 
 
-def plot_tsne_panels(panels, path_stem, fine_names=None, coarse_names=None):
+def plot_tsne_panels(panels, path_stem, fine_names=None, coarse_names=None, banner=None):
     """One panel per method: colour = fine class, marker + dashed 2σ ellipse = coarse class (MSC Figure 1).
 
     panels: list of (title, emb [n, 2], fine labels [n], coarse labels [n]). Returns the written paths.
@@ -154,7 +159,7 @@ def plot_tsne_panels(panels, path_stem, fine_names=None, coarse_names=None):
                          coarse_marker, fine_names, coarse_names)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), markerscale=2, frameon=False)
-    return save_figure(fig, path_stem)
+    return save_figure(fig, path_stem, banner=banner)
 
 
 # ----------------------------------------------------------------------------- Müller et al. 2019 projection
@@ -229,7 +234,7 @@ def _draw_muller_panel(ax, title, coords, labels, template_coords, class_names, 
     ax.set_aspect("equal", adjustable="datalim")
 
 
-def plot_muller_panels(panels, path_stem):
+def plot_muller_panels(panels, path_stem, banner=None):
     """panels: list of (title, coords [n, 2], labels [n], template_coords [3, 2], class_names) or, when the points
     are finer classes than the templates (MSC Figure 1: 2 fine classes per coarse template), of
     (title, coords, labels, template_coords, class_names, template_of_class, template_names).
@@ -245,7 +250,7 @@ def plot_muller_panels(panels, path_stem):
                            class_names, template_of_class, template_names)
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncol=min(len(names), 6), markerscale=3, frameon=False)
-    return save_figure(fig, path_stem)
+    return save_figure(fig, path_stem, banner=banner)
 
 
 # ----------------------------------------------------------------------------- collapse curves
@@ -259,7 +264,7 @@ def _unique_legend_entries(axes):
     return list(entries.values()), list(entries)
 
 
-def plot_nc_curves(curves, metrics, path_stem, log_metrics=("nc1",)):
+def plot_nc_curves(curves, metrics, path_stem, log_metrics=("nc1",), banner=None):
     """One subplot per metric, one line per method; curves[method][metric] = [(epoch, value), ...].
 
     Typical metrics: ("nc1", "angular_collapse_mean", "nc3_self_duality"); those in log_metrics get a log y axis.
@@ -281,4 +286,4 @@ def plot_nc_curves(curves, metrics, path_stem, log_metrics=("nc1",)):
         ax.grid(alpha=0.3)
     handles, names = _unique_legend_entries(axes)
     fig.legend(handles, names, loc="outside lower center", ncol=min(max(len(names), 1), 5), frameon=False)
-    return save_figure(fig, path_stem)
+    return save_figure(fig, path_stem, banner=banner)

@@ -25,6 +25,19 @@ TABLE_METRICS = {
                  ("nc3_self_duality", "NC3 self-duality"), ("nc4_ncc_mismatch", "NC4"),
                  ("angular_collapse_mean", "Angular collapse"), ("cone_angle_mean_deg", "Cone angle (°)")],
 }
+HIERDIST = re.compile(r"^hierdist@(\d+)$")
+
+
+def table_columns(table: str, present) -> list[tuple[str, str]]:
+    """(metric key, header) of the columns a table shows: its metrics that are present; for `main`,
+    HierDist@k at the k actually computed (a dataset with K < 20 classes has HierDist@K, not @20)."""
+    columns = [(k, h) for k, h in TABLE_METRICS[table] if k in present and not (table == "main" and HIERDIST.match(k))]
+    if table == "main":
+        ks = sorted(int(m.group(1)) for m in map(HIERDIST.match, present) if m)
+        columns += [(f"hierdist@{k}", f"HierDist@{k}") for k in ks]
+    return columns
+
+
 CAPTIONS = {
     "main": "Hierarchy-aware classification (HAFrame Table 3/4 layout), full test set",
     "coarse_fine": "Coarse pretraining, linear probe on fine labels (MSC Figure 1 setting)",
@@ -77,12 +90,15 @@ def describe_loss(spec: dict) -> str:
     return f"{name} ({', '.join(f'{k}={v}' for k, v in sorted(loss.items()))})" if loss else name
 
 
-def render_table(table: str, summary: pd.DataFrame, ddof: int, experiments: dict | None = None) -> tuple[str, str]:
-    """Markdown and LaTeX text, one section per experiment; the losses are listed under each table."""
-    metrics = [(k, h) for k, h in TABLE_METRICS[table] if k in set(summary["metric"])]
-    markdown, latex = [], []
+def render_table(table: str, summary: pd.DataFrame, ddof: int, experiments: dict | None = None,
+                 banner: str | None = None) -> tuple[str, str]:
+    """Markdown and LaTeX text, one section per experiment; the losses are listed under each table.
+    A pilot run's `banner` heads both, so a capped run cannot pass for a result."""
+    metrics = table_columns(table, set(summary["metric"]))
+    markdown = [f"> **{banner}**\n"] if banner else []
+    latex = [f"% {banner}\n\\textbf{{{tables.latex_escape(banner)}}}\n"] if banner else []
     for experiment, part in summary.groupby("experiment", sort=False):
-        caption = f"{CAPTIONS[table]} — {experiment}"
+        caption = f"{CAPTIONS[table]} — {experiment}" + (" [PILOT RUN: not a result]" if banner else "")
         markdown.append(tables.render_markdown(part, metrics, caption=caption, ddof=ddof))
         latex.append(tables.render_latex(part, metrics, caption=caption, ddof=ddof))
         if experiments:
@@ -93,12 +109,12 @@ def render_table(table: str, summary: pd.DataFrame, ddof: int, experiments: dict
     return "\n".join(markdown), "\n".join(latex)
 
 
-def build_table(table: str, inputs: dict, experiments: dict, ddof: int = 0):
+def build_table(table: str, inputs: dict, experiments: dict, ddof: int = 0, banner: str | None = None):
     """(summary for the CSV, markdown, latex). The CSV keeps full precision."""
     long = table_long_frame(table, inputs, experiments)
-    long = long[long["metric"].isin({k for k, _ in TABLE_METRICS[table]})]  # e.g. n_test is in several files
+    long = long[long["metric"].isin({k for k, _ in table_columns(table, set(long["metric"]))})]  # e.g. n_test
     if long.empty:
         raise ValueError(f"no numeric results found for table {table!r}")
     summary = stats.summarise_runs(long, ddof=ddof)
-    markdown, latex = render_table(table, summary, ddof, experiments)
+    markdown, latex = render_table(table, summary, ddof, experiments, banner)
     return summary, markdown, latex

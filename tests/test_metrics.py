@@ -45,11 +45,14 @@ def test_hierdist_at_k():
     assert hierdist_at_k(SCORES, LABELS, D, 3) == pytest.approx((1 + 1 + 1 + 4 / 3) / 4)
 
 
-def test_hierarchy_metrics_keys_and_clipping():
+def test_hierarchy_metrics_name_the_k_actually_computed():
+    # K = 3 classes: HierDist@5 and @20 are both HierDist@3, reported once under the k used.
     result = hierarchy_metrics(SCORES, LABELS, D)
-    assert list(result) == ["top1", "mistake_severity", "hierdist@1", "hierdist@5", "hierdist@20", "n_test"]
+    assert list(result) == ["top1", "mistake_severity", "hierdist@1", "hierdist@3", "n_test"]
     assert result["n_test"] == 4
-    assert result["hierdist@5"] == result["hierdist@20"] == pytest.approx(13 / 12)  # k clipped to K=3
+    assert result["hierdist@3"] == pytest.approx(13 / 12)
+    assert list(hierarchy_metrics(SCORES, LABELS, D, ks=(1, 2))) == ["top1", "mistake_severity", "hierdist@1",
+                                                                      "hierdist@2", "n_test"]
 
 
 def test_crm_prefers_the_safer_class():

@@ -61,3 +61,29 @@ def test_run_path_outside_a_run_folder_is_rejected():
     assert parse_run_path("results/a/b/c/seed3/metrics.json")["seed"] == 3
     with pytest.raises(ValueError, match="not inside a run folder"):
         parse_run_path("results/a/metrics.json")
+
+
+def _main_runs(tmp_path, metrics):
+    paths = []
+    for seed in range(2):
+        path = tmp_path / f"results/ds/main/ce_t1/seed{seed}/metrics.json"
+        write_json(path, {**metrics, "n_test": 10})
+        paths.append(str(path))
+    return {"metrics": paths}, {"main": {"methods": {"ce_t1": {"model_type": "I", "loss": {"name": "ce"}}}}}
+
+
+def test_main_table_names_hierdist_at_the_k_computed(tmp_path):
+    # A 12-class dataset has HierDist@12 where the paper's datasets have @20: the header says so.
+    inputs, experiments = _main_runs(tmp_path, {"top1": 50.0, "hierdist@1": 1.0, "hierdist@5": 1.5, "hierdist@12": 2.0})
+    summary, markdown, _ = build_table("main", inputs, experiments)
+    assert "| Model | Method | Top-1 | HierDist@1 | HierDist@5 | HierDist@12 |" in markdown
+    assert "HierDist@20" not in markdown and "hierdist@12" in set(summary["metric"])
+
+
+def test_pilot_banner_heads_every_rendering(tmp_path):
+    inputs, experiments = _main_runs(tmp_path, {"top1": 50.0})
+    _, markdown, latex = build_table("main", inputs, experiments, banner="PILOT RUN (epochs<=1)")
+    assert markdown.startswith("> **PILOT RUN (epochs<=1)**") and "[PILOT RUN: not a result]" in markdown
+    assert "PILOT RUN (epochs<=1)" in latex.splitlines()[0]
+    _, plain, _ = build_table("main", inputs, experiments)
+    assert "PILOT" not in plain

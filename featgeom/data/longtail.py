@@ -41,17 +41,19 @@ def longtail_indices(labels, counts, seed: int = 0) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
-def make_longtail(arrays: dict, rho: float, seed: int = 0, n_max: int | None = None) -> dict:
+def make_longtail(arrays: dict, rho: float, seed: int = 0, n_max: int | None = None, min_per_class: int = 0) -> dict:
     """Copy of `arrays` with the train split subsampled to a long-tailed profile.
 
     n_max defaults to the largest train class (500 for the full CIFAR-100 train set, 450 for
-    HAFrame's 45k train split).
+    HAFrame's 45k train split). min_per_class > 0 (pilot runs, whose few images per class would
+    leave tail classes empty) raises every count to at least that.
     """
     num_classes = len(arrays["class_names"])
     labels = arrays["train_labels"]
     if n_max is None:
         n_max = int(class_counts(labels, num_classes).max())
-    keep = longtail_indices(labels, longtail_counts(n_max, num_classes, rho), seed)
+    counts = np.maximum(longtail_counts(n_max, num_classes, rho), min_per_class)
+    keep = longtail_indices(labels, counts, seed)
     out = dict(arrays)
     for key in ("train_images", "train_labels", "train_labels_coarse"):
         if key in arrays:

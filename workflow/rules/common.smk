@@ -2,11 +2,16 @@
 # Keep this cheap: every SLURM job re-parses it (no torch, no globbing).
 import os
 
-from snakemake.utils import validate
+import yaml
 
 import featgeom.config as fg
+from featgeom.hierarchy_stage import check_hierarchy_files
 
-validate(config, schema="../schemas/config.schema.yaml")
+# Our validator instead of snakemake.utils.validate: it reports every error with its key path and
+# names misspelled keys ("did you mean"), where snakemake's stops at the first.
+with open(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")) as schema_file:
+    fg.validate_schema(config, yaml.safe_load(schema_file))
+config.update(fg.apply_limits(config))
 fg.check_config(config)
 
 NEVER = "(?!x)x"  # a regex that matches nothing, for a dataset kind absent from the config
@@ -52,7 +57,7 @@ def training_data(wildcards):
     """The data file a run trains on: arrays, its long-tail subsample, or an image-folder manifest."""
     ds = config["datasets"][wildcards.dataset]
     exp = experiment_spec(wildcards)
-    if ds["source"]["kind"] == "image_folder":
+    if ds["source"]["kind"] not in fg.IN_MEMORY_KINDS:
         return f"results/{wildcards.dataset}/data/image_folder.json"
     if exp["kind"] == "longtail":
         return f"results/{wildcards.dataset}/data/{wildcards.experiment}_longtail.npz"
@@ -64,13 +69,51 @@ def repo_path(path):
     return path if os.path.isabs(path) else os.path.join(workflow.basedir, path)
 
 
+def configured_hierarchy_files(dataset):
+    """Hierarchy files named in the config (paths CSV, edge list, published distances)."""
+    hierarchy = config["datasets"][dataset]["hierarchy"]
+    return {key: repo_path(hierarchy[key]) for key in ("paths", "edges", "distances") if key in hierarchy}
+
+
 def hierarchy_source_files(wildcards):
-    """Hierarchy inputs named in the config (paths CSV, edge list, published distances)."""
-    ds = config["datasets"][wildcards.dataset]
-    files = {key: repo_path(ds["hierarchy"][key]) for key in ("paths", "edges", "distances") if key in ds["hierarchy"]}
-    if ds["source"]["kind"] == "synthetic":
+    """The hierarchy rule's inputs: the configured files, or the synthetic generator's tree."""
+    files = configured_hierarchy_files(wildcards.dataset)
+    if config["datasets"][wildcards.dataset]["source"]["kind"] == "synthetic":
         files["paths"] = f"results/{wildcards.dataset}/data/paths.csv"
     return files
+
+
+def run_spec(wildcards):
+    return fg.resolve_run(config, wildcards.dataset, wildcards.experiment, wildcards.method)
+
+
+def model_inputs(wildcards):
+    """Files a run's model needs besides its data: HAFrame's s_min (per gamma) and local backbone weights.
+
+    Only weights this workflow fetches are declared inputs; a user's own `weights_path` (the PASS
+    checkpoint) is checked by the job, so `snakemake -n` works on a machine without it.
+    """
+    spec = run_spec(wildcards)
+    files = {}
+    if spec["model"].get("frame") == "haframe":
+        files["s_min"] = f"results/{wildcards.dataset}/hierarchy/haframe_s_min_gamma{float(spec['frame']['gamma'])}.json"
+    if spec["model"].get("backbone_kwargs", {}).get("weights_path") == fg.imagenet_weights_path(config):
+        files["weights"] = fg.imagenet_weights_path(config)
+    return files
+
+
+def train_resource(key):
+    return lambda wildcards: run_spec(wildcards)["train"]["resources"][key]
+
+
+def check_hierarchies():
+    """Every dataset's hierarchy files, and its produced distances.csv, parse and validate (see
+    featgeom.hierarchy_stage.check_hierarchy_files): run at parse time, before any job."""
+    for dataset in config["datasets"]:
+        check_hierarchy_files(configured_hierarchy_files(dataset), f"results/{dataset}/hierarchy/distances.csv")
+
+
+check_hierarchies()
 
 
 def train_counts(wildcards):

@@ -10,6 +10,7 @@ rule prepare_synthetic:
         paths="results/{dataset}/data/paths.csv",
     params:
         source=lambda wc: config["datasets"][wc.dataset]["source"],
+        limits=fg.data_limits(config),
     wildcard_constraints:
         dataset=datasets_of_kind("synthetic"),
     log:
@@ -29,6 +30,7 @@ rule prepare_cifar:
         classes="results/{dataset}/data/classes.txt",
     params:
         source=lambda wc: config["datasets"][wc.dataset]["source"],
+        limits=fg.data_limits(config),
     wildcard_constraints:
         dataset=datasets_of_kind("cifar100", "cifar10"),
     log:
@@ -49,8 +51,10 @@ rule verify_image_folder:
         classes="results/{dataset}/data/classes.txt",
     params:
         source=lambda wc: config["datasets"][wc.dataset]["source"],
+        max_per_class=fg.data_limits(config).get("images_per_class"),
     wildcard_constraints:
         dataset=datasets_of_kind("image_folder"),
+    threads: config.get("threads_per_run", 1)
     log:
         "logs/{dataset}/data/verify.log",
     benchmark:
@@ -61,6 +65,43 @@ rule verify_image_folder:
         "../scripts/verify_image_folder.py"
 
 
+rule prepare_fgvc_aircraft:
+    # HAFrame's preprocessing (banner crop, v-<variant> folders) from the official archive, then the
+    # same verification and manifest as any image folder.
+    output:
+        manifest="results/{dataset}/data/image_folder.json",
+        classes="results/{dataset}/data/classes.txt",
+    params:
+        source=lambda wc: config["datasets"][wc.dataset]["source"],
+        images="results/{dataset}/data/images",
+        max_per_class=fg.data_limits(config).get("images_per_class"),
+    wildcard_constraints:
+        dataset=datasets_of_kind("fgvc_aircraft"),
+    threads: config.get("threads_per_run", 1)
+    log:
+        "logs/{dataset}/data/prepare.log",
+    benchmark:
+        "results/{dataset}/benchmarks/prepare.tsv"
+    conda:
+        "../../envs/featgeom.yaml"
+    script:
+        "../scripts/prepare_fgvc_aircraft.py"
+
+
+rule fetch_imagenet_weights:
+    # torchvision's ResNet-50 IMAGENET1K_V1 file, fetched once on the submitting node (compute nodes
+    # are often offline) and checked against torchvision's sha256 prefix.
+    output:
+        weights=fg.imagenet_weights_path(config),
+    log:
+        "logs/fetch_imagenet_weights.log",
+    localrule: True
+    conda:
+        "../../envs/featgeom.yaml"
+    script:
+        "../scripts/fetch_imagenet_weights.py"
+
+
 rule make_longtail:
     input:
         arrays="results/{dataset}/data/arrays.npz",
@@ -69,6 +110,8 @@ rule make_longtail:
         counts="results/{dataset}/data/{experiment}_train_counts.json",
     params:
         longtail=lambda wc: experiment_spec(wc)["longtail"],
+        # A pilot run's few images per class would leave tail classes empty: keep at least one.
+        min_per_class=1 if fg.data_limits(config) else 0,
     log:
         "logs/{dataset}/data/{experiment}_longtail.log",
     benchmark:

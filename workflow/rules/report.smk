@@ -14,6 +14,7 @@ rule table:
         experiments=lambda wc: {e: config["datasets"][wc.dataset]["experiments"][e]
                                 for e in fg.experiments_of_table(config, wc.dataset, wc.table)},
         ddof=config.get("ci_ddof", 0),
+        pilot=fg.pilot_banner(config),
     wildcard_constraints:
         table="main|coarse_fine|longtail|collapse",
     log:
@@ -36,6 +37,7 @@ rule nc_curves:
         provenance="results/{dataset}/figures/nc_curves.provenance.json",
     params:
         experiments=lambda wc: config["datasets"][wc.dataset]["experiments"],
+        pilot=fg.pilot_banner(config),
     log:
         "logs/{dataset}/figures/nc_curves.log",
     localrule: True
@@ -55,6 +57,7 @@ rule tsne:
         provenance="results/{dataset}/figures/tsne.provenance.json",
     params:
         figures=lambda wc: config["datasets"][wc.dataset]["figures"],
+        pilot=fg.pilot_banner(config),
     threads: config.get("threads_per_run", 1)
     log:
         "logs/{dataset}/figures/tsne.log",
@@ -76,6 +79,7 @@ rule muller:
         provenance="results/{dataset}/figures/muller.provenance.json",
     params:
         figures=lambda wc: config["datasets"][wc.dataset]["figures"],
+        pilot=fg.pilot_banner(config),
     log:
         "logs/{dataset}/figures/muller.log",
     localrule: True

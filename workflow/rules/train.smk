@@ -4,6 +4,7 @@
 
 rule train:
     input:
+        unpack(model_inputs),
         data=training_data,
         distances="results/{dataset}/hierarchy/distances.csv",
         levels="results/{dataset}/hierarchy/levels.json",
@@ -14,15 +15,15 @@ rule train:
         collapse=f"{RUN}/collapse.json",
         provenance=f"{RUN}/provenance.json",
     params:
-        spec=lambda wc: fg.resolve_run(config, wc.dataset, wc.experiment, wc.method),
+        spec=run_spec,
         run_dir=RUN,
     wildcard_constraints:
         method=methods_regex(lambda spec: "crm_of" not in spec),
     threads: config.get("threads_per_run", 1)
     resources:
         gpu=1,
-        mem_mb=16000,
-        runtime=24 * 60,
+        mem_mb=train_resource("mem_mb"),
+        runtime=train_resource("runtime"),
     log:
         f"{LOG}/train.log",
     benchmark:
@@ -42,7 +43,7 @@ rule crm:
         test_logits=f"{RUN}/test_logits.npz",
         provenance=f"{RUN}/provenance.json",
     params:
-        spec=lambda wc: fg.resolve_run(config, wc.dataset, wc.experiment, wc.method),
+        spec=run_spec,
     wildcard_constraints:
         method=methods_regex(lambda spec: "crm_of" in spec),
     log:
@@ -56,6 +57,7 @@ rule crm:
 
 rule dump_features:
     input:
+        unpack(model_inputs),
         checkpoint=f"{RUN}/checkpoint_best.pt",
         data=training_data,
         distances="results/{dataset}/hierarchy/distances.csv",
@@ -63,11 +65,11 @@ rule dump_features:
     output:
         features=f"{RUN}/features.npz",
     params:
-        spec=lambda wc: fg.resolve_run(config, wc.dataset, wc.experiment, wc.method),
+        spec=run_spec,
     threads: config.get("threads_per_run", 1)
     resources:
         gpu=1,
-        mem_mb=16000,
+        mem_mb=train_resource("mem_mb"),
         runtime=60,
     log:
         f"{LOG}/dump_features.log",

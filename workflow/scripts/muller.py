@@ -8,5 +8,5 @@ from featgeom.rule_io import rule_log, write_rule_provenance
 with rule_log(snakemake):
     muller_figure(list(snakemake.input.features), read_json(snakemake.input.levels),
                   Path(snakemake.output.png).with_suffix(""),
-                  max_per_class=snakemake.params.figures.get("max_per_class", 200))
+                  max_per_class=snakemake.params.figures.get("max_per_class", 200), banner=snakemake.params.pilot)
     write_rule_provenance(snakemake)

@@ -9,5 +9,5 @@ with rule_log(snakemake):
     figs = snakemake.params.figures
     tsne_figure(list(snakemake.input.features), read_json(snakemake.input.levels),
                 Path(snakemake.output.png).with_suffix(""), backend=figs.get("tsne_backend", "opentsne"),
-                max_per_class=figs.get("max_per_class", 200), n_jobs=snakemake.threads)
+                max_per_class=figs.get("max_per_class", 200), n_jobs=snakemake.threads, banner=snakemake.params.pilot)
     write_rule_provenance(snakemake)
