@@ -30,16 +30,20 @@ def load_hierarchy(sources: dict, classes: list[str], flat: bool = False) -> Hie
     raise HierarchyError("the dataset's hierarchy names neither `paths` nor `edges` (nor `flat: true`)")
 
 
-def check_hierarchy_files(sources: dict, produced_distances=None) -> None:
-    """Parse-time check of a dataset's hierarchy inputs (paths CSV or edge list, published distances)
-    and of its already produced distances.csv: a bad edit stops the workflow before any job runs,
-    so nothing finished is deleted. Raises HierarchyError naming the file and the culprit."""
-    if "paths" in sources or "edges" in sources:
-        load_hierarchy(sources, [])
-    if "distances" in sources:
-        read_distance_csv(sources["distances"])
-    if produced_distances is not None and Path(produced_distances).exists():
-        read_distance_csv(produced_distances)
+def check_hierarchy_files(sources: dict, produced: dict | None = None) -> None:
+    """Parse-time check of a dataset's hierarchy files: a bad edit stops the workflow before any job
+    runs, so nothing finished is deleted. Raises HierarchyError naming the file and the culprit.
+
+    sources: the configured files ({paths | edges, distances}); they must exist. produced: files the
+    workflow wrote ({paths, distances}: a synthetic tree, results/<ds>/hierarchy/distances.csv),
+    checked when they exist, since a hand edit there would make Snakemake rerun every job downstream.
+    """
+    present = {k: v for k, v in (produced or {}).items() if Path(v).exists()}
+    for files in (sources, present):
+        if "paths" in files or "edges" in files:
+            load_hierarchy(files, [])
+        if "distances" in files:
+            read_distance_csv(files["distances"])
 
 
 def published_distances(path, classes: list[str]) -> np.ndarray:

@@ -91,18 +91,41 @@ def save_checkpoint(path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+def read_torch_file(path, what: str, remedy: str, weights_only: bool = False):
+    """torch.load onto the CPU; a file that cannot be read becomes a ValueError naming it and the fix.
+
+    torch raises bare errors that do not name the file for truncated/garbled files (RuntimeError from
+    the zip reader, OSError [Errno 22], EOFError, UnpicklingError), and in a pipeline of hundreds of
+    runs the message must say which file is broken.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as err:
+        raise ValueError(f"{what} {path} cannot be read ({type(err).__name__}: {err}); {remedy}") from err
+
+
 def load_checkpoint(path, fingerprint: str) -> dict:
     """Load a checkpoint, refusing one that is corrupt or was made by another run spec."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises several types for truncated/garbled files
-        raise ValueError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); "
-                         "delete it to restart this run from scratch") from err
+    state = read_torch_file(path, "checkpoint", "delete it to restart this run from scratch")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint {path} is not a featgeom checkpoint (format {CHECKPOINT_FORMAT})")
     if state.get("fingerprint") != fingerprint:
         raise ValueError(f"checkpoint {path} was written by a different run config "
                          f"({state.get('fingerprint')} != {fingerprint}); move it away to start over")
+    return state
+
+
+def load_best_checkpoint(path) -> dict:
+    """The best model a finished run saved (model, frame, spec). Not weights_only: the frame is numpy."""
+    # The run is complete and its resume point is gone, so the only fix is to train it again; a missing
+    # output makes Snakemake rerun its job, --forcerun does the same without deleting anything.
+    remedy = (f"delete it and run snakemake again to retrain this run (or: snakemake --forcerun {path}; "
+              "-R train retrains every run)")
+    state = read_torch_file(path, "best-model checkpoint", remedy)
+    is_best = isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
+    if not (is_best and {"model", "frame", "spec"} <= state.keys()):
+        raise ValueError(f"{path} is not a featgeom best-model checkpoint (format {CHECKPOINT_FORMAT} with "
+                         f"model, frame and spec); {remedy}")
     return state
 
 

@@ -4,29 +4,29 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from featgeom.config import ConfigError, check_config, resolve_run
+from featgeom.config import ConfigError, apply_limits, check_config, deep_merge, resolve_run, validate_schema
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 
 
 def load(name):
     return yaml.safe_load((REPO / name).read_text())
 
 
-@pytest.mark.parametrize("name", ["config/config.yaml", "config/demo.yaml", "tests/data/tiny.yaml"])
+@pytest.mark.parametrize("name", ["config/config.yaml", "config/demo.yaml", "tests/data/tiny.yaml",
+                                  "config/pilot.yaml"])
 def test_shipped_configs_are_valid(name):
-    config = load(name)
-    validate(config, SCHEMA)
-    check_config(config)
+    # Snakemake deep-merges several --configfile arguments; deep_merge does the same here.
+    config = deep_merge(load("config/config.yaml"), load(name)) if name == "config/pilot.yaml" else load(name)
+    validate_schema(config, SCHEMA)
+    check_config(apply_limits(config))
 
 
 def tiny():
     config = load("tests/data/tiny.yaml")
-    validate(config, SCHEMA)
+    validate_schema(config, SCHEMA)
     return copy.deepcopy(config)
 
 
@@ -54,15 +54,92 @@ def test_bad_cross_references_name_their_key(edit, message):
         check_config(config)
 
 
-def test_schema_rejects_unknown_keys_and_bad_values():
+@pytest.mark.parametrize("where, key", [
+    (lambda c: c["datasets"]["synthetic"]["experiments"]["main"]["train"], "epoch"),
+    (lambda c: methods(c)["haframe"].setdefault("train", {}), "epocs"),       # a method's train override
+    (lambda c: c["datasets"]["synthetic"]["source"], "downlaod"),
+    (lambda c: methods(c)["ce_t1"]["model"].setdefault("backbone_kwargs", {}), "widht"),
+    (lambda c: c.setdefault("limits", {}), "epochz"),
+])
+def test_schema_names_every_unknown_key(where, key):
     config = tiny()
-    config["datasets"]["synthetic"]["experiments"]["main"]["train"]["epoch"] = 3
-    with pytest.raises(WorkflowError, match="epoch"):
-        validate(config, SCHEMA)
+    where(config)[key] = 3
+    with pytest.raises(ConfigError, match=f"unknown key\\(s\\) '{key}'"):
+        validate_schema(config, SCHEMA)
+
+
+def test_misspelled_required_key_is_named_next_to_the_missing_one():
+    config = tiny()
+    train = config["datasets"]["synthetic"]["experiments"]["longtail_r4"]["train"] = dict(
+        config["datasets"]["synthetic"]["experiments"]["longtail_r4"]["train"])
+    train["epocs"] = train.pop("epochs")
+    with pytest.raises(ConfigError) as error:
+        validate_schema(config, SCHEMA)
+    message = str(error.value)
+    assert "longtail_r4.train: unknown key(s) 'epocs' (did you mean 'epochs'?)" in message
+    assert "longtail_r4.train: 'epochs' is a required property" in message
+    assert message.index("epocs") < message.index("is a required property")
+
+
+def test_schema_rejects_bad_values():
     config = tiny()
     methods(config)["ce_t1"]["loss"]["name"] = "focal"
-    with pytest.raises(WorkflowError, match="focal"):
-        validate(config, SCHEMA)
+    with pytest.raises(ConfigError, match="methods.ce_t1.loss.name: 'focal' is not one of"):
+        validate_schema(config, SCHEMA)
+
+
+def test_cifar100_coarse_labels_are_the_20_superclasses():
+    config = load("config/config.yaml")
+    from featgeom.config import coarse_level
+    assert coarse_level(config["datasets"]["cifar100"]) == 4
+    assert resolve_run(config, "cifar100", "coarse_fine", "hinge_ce")["label_level"] == "coarse"
+
+
+def test_coarse_labels_on_a_dataset_without_a_default_level_need_one():
+    config = tiny()
+    config["datasets"]["synthetic"]["source"] = {"kind": "cifar10", "root": "x"}
+    with pytest.raises(ConfigError, match=r"datasets\.synthetic\.hierarchy\.coarse_level is required"):
+        check_config(config)
+
+
+def test_methods_of_one_experiment_share_their_backbone():
+    config = tiny()
+    methods(config, "coarse_fine")["hinge_ce"]["model"]["backbone_kwargs"] = {"width": 16}
+    with pytest.raises(ConfigError, match="coarse_fine: methods use different backbones"):
+        check_config(config)
+
+
+def test_papers_recipes_resolve_as_published():
+    config = load("config/config.yaml")
+    inat = {m: resolve_run(config, "inaturalist19", "main", m)["train"] for m in ("ce_t1", "ce_t2", "haframe")}
+    assert inat["ce_t1"]["lr"] == {"backbone": 0.01, "head": 0.1, "classifier": 0.1}      # no --larger-backbone
+    assert inat["ce_t2"]["lr"]["head"] == inat["haframe"]["lr"]["head"] == 0.01          # --larger-backbone
+    assert inat["ce_t1"]["augment"] == "random_resized_crop_flip" and inat["ce_t1"]["image_size"] == 224
+    fgvc = resolve_run(config, "fgvc_aircraft", "main", "haframe")
+    assert fgvc["train"]["augment"] == "crop_flip" and fgvc["train"]["lr"]["head"] == 0.1
+    assert fgvc["model"]["backbone_kwargs"] == {"weights_path": "data/pretrained/resnet50-0676ba61.pth"}
+    lt = config["datasets"]["cifar100"]["experiments"]["longtail_r100"]["methods"]
+    assert {repr(m["model"].get("backbone_kwargs")) for m in lt.values()} == {"{'width': 32}"}
+    assert resolve_run(config, "cifar100", "main", "haframe")["train"]["resources"]["runtime"] == 480
+
+
+def test_in_memory_data_refuses_image_folder_only_options():
+    config = tiny()
+    methods(config)["ce_t1"]["train"] = {"augment": "random_resized_crop_flip"}
+    with pytest.raises(ConfigError, match="methods.ce_t1: train.augment random_resized_crop_flip needs an image"):
+        check_config(config)
+
+
+def test_limits_cap_seeds_epochs_and_image_size_and_are_announced():
+    config = load("config/config.yaml")
+    config["limits"] = {"seeds": 2, "epochs": 1, "image_size": 32}
+    capped = apply_limits(config)
+    assert capped["datasets"]["cifar100"]["experiments"]["main"]["seeds"] == 2
+    run = resolve_run(capped, "inaturalist19", "main", "ce_t1")
+    assert run["train"]["epochs"] == 1 and run["train"]["image_size"] == 32
+    assert run["pilot"].startswith("PILOT RUN (seeds<=2, epochs<=1, image_size<=32)")
+    assert config["datasets"]["cifar100"]["experiments"]["main"]["seeds"] == 5  # the input is not modified
+    assert resolve_run(load("config/config.yaml"), "inaturalist19", "main", "ce_t1")["pilot"] is None
 
 
 def test_method_train_block_overrides_the_experiment():

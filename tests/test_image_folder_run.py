@@ -60,7 +60,7 @@ def test_training_run_on_an_image_folder(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     outputs = {"run_dir": str(run), "test_logits": str(run / "t.npz"), "checkpoint": str(run / "c.pt"),
-               "history": str(run / "h.json"), "collapse": str(run / "co.json")}
+               "history": str(run / "h.json"), "collapse": str(run / "co.json"), "provenance": str(run / "p.json")}
     run_training(spec, 0, {"data": str(tmp_path / "manifest.json"), "distances": str(tmp_path / "d.csv"),
                            "levels": str(tmp_path / "levels.json")}, outputs)
     scores = np.load(run / "t.npz")

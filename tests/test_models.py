@@ -82,18 +82,69 @@ def test_unknown_backbone_lists_valid_names():
         build_backbone("vgg16")
 
 
-def test_resnet50_weights_path_loads_and_mismatch_names_file(tmp_path):
+@pytest.fixture(scope="module")
+def resnet50_state():
+    """A seeded torchvision resnet50 state dict (the real key set and shapes, 320 keys with fc)."""
     from torchvision.models import resnet50 as tv_resnet50
 
-    full = tv_resnet50(weights=None)
-    good = tmp_path / "moco.pth"
-    torch.save({"state_dict": {f"module.encoder_q.{k}": v for k, v in full.state_dict().items()}}, good)
-    trunk = build_backbone("resnet50", weights_path=str(good))
-    assert torch.equal(trunk[0].weight, full.conv1.weight)
-    bad = tmp_path / "not_a_resnet.pth"
-    torch.save({"conv1.weight": torch.zeros(1)}, bad)
-    with pytest.raises(ValueError, match="not_a_resnet.pth"):
-        build_backbone("resnet50", weights_path=str(bad))
+    torch.manual_seed(0)
+    return tv_resnet50(weights=None).state_dict()
+
+
+def moco_v2_checkpoint(resnet50_state) -> dict:
+    """The layout facebookresearch/moco main_moco.py saves (the PASS file): DataParallel-wrapped query and
+    key encoders whose fc is the MoCo-v2 MLP 2048-2048-128, the queue [128, 65536] and its pointer."""
+    encoder = {k: v for k, v in resnet50_state.items() if not k.startswith("fc.")}
+    mlp = {"fc.0.weight": torch.randn(2048, 2048), "fc.0.bias": torch.randn(2048),
+           "fc.2.weight": torch.randn(128, 2048), "fc.2.bias": torch.randn(128)}
+    state = {f"module.encoder_q.{k}": v for k, v in {**encoder, **mlp}.items()}
+    state |= {f"module.encoder_k.{k}": v + 1 for k, v in {**encoder, **mlp}.items()}  # differs from encoder_q
+    state |= {"module.queue": torch.randn(128, 65536), "module.queue_ptr": torch.zeros(1, dtype=torch.long)}
+    optimizer = {"state": {}, "param_groups": [{"lr": 0.03, "momentum": 0.9, "weight_decay": 1e-4,
+                                                "params": list(range(len(encoder) // 2))}]}
+    return {"epoch": 800, "arch": "resnet50", "state_dict": state, "optimizer": optimizer}
+
+
+def trunk_tensors(trunk) -> dict:
+    """The trunk's state dict under torchvision names (its children are conv1, bn1, relu, maxpool, layer1-4)."""
+    names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+    return {f"{names[int(k.split('.')[0])]}.{k.split('.', 1)[1]}": v for k, v in trunk.state_dict().items()}
+
+
+def test_moco_v2_checkpoint_loads_exactly_the_query_encoder(resnet50_state, tmp_path):
+    checkpoint = moco_v2_checkpoint(resnet50_state)
+    torch.save(checkpoint, tmp_path / "moco_v2_800ep_pass.pth.tar")
+    loaded = trunk_tensors(build_backbone("resnet50", weights_path=str(tmp_path / "moco_v2_800ep_pass.pth.tar")))
+    query = {k[len("module.encoder_q."):]: v for k, v in checkpoint["state_dict"].items()
+             if k.startswith("module.encoder_q.") and not k.startswith("module.encoder_q.fc.")}
+    assert loaded.keys() == query.keys() and len(query) == 318
+    assert all(torch.equal(loaded[k], query[k]) for k in query)
+
+
+@pytest.mark.parametrize("layout", ["torchvision", "dataparallel"])
+def test_plain_and_dataparallel_resnet50_files_load(resnet50_state, tmp_path, layout):
+    content = dict(resnet50_state) if layout == "torchvision" else {
+        "epoch": 90, "state_dict": {f"module.{k}": v for k, v in resnet50_state.items()}}
+    torch.save(content, tmp_path / "weights.pth")
+    loaded = trunk_tensors(build_backbone("resnet50", weights_path=str(tmp_path / "weights.pth")))
+    assert len(loaded) == 318 and all(torch.equal(v, resnet50_state[k]) for k, v in loaded.items())
+
+
+def _moco(state: dict) -> dict:
+    return {"state_dict": {f"module.encoder_q.{k}": v for k, v in state.items()}}
+
+
+@pytest.mark.parametrize("content, match", [
+    (lambda sd: {k: v for k, v in sd.items() if not k.startswith("layer4.")}, "missing keys"),
+    (lambda sd: _moco({k: v for k, v in sd.items() if k != "conv1.weight"}), "missing keys"),
+    (lambda sd: {"model": {f"backbone.{k}": v for k, v in sd.items()}}, "unknown layout"),
+    (lambda sd: {"state_dict": _moco(sd)["state_dict"] | {"module.head.w": sd["fc.bias"]}}, "unknown layout"),
+    (lambda sd: {"conv1.weight": torch.zeros(1)}, "missing keys"),
+])
+def test_bad_resnet50_files_fail_naming_the_file(resnet50_state, tmp_path, content, match):
+    torch.save(content(resnet50_state), tmp_path / "not_a_resnet.pth")
+    with pytest.raises(ValueError, match=rf"not_a_resnet\.pth.*{match}"):
+        build_backbone("resnet50", weights_path=str(tmp_path / "not_a_resnet.pth"))
 
 
 def _tiny_type2_model():

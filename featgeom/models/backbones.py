@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from featgeom.train import read_torch_file
+
 
 # ----------------------------------------------------------------------------- tiny CPU demo net
 def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
@@ -171,25 +173,57 @@ class ResNet50Trunk(nn.Sequential):
     out_channels = 2048
 
 
-# Prefixes seen in third-party checkpoints, e.g. the PASS MoCo-v2 one HAFrame uses for tieredImageNet
-_CHECKPOINT_PREFIXES = ("module.encoder_q.", "encoder_q.", "module.", "backbone.")
+# The ResNet-50 weight-file layouts we accept. Each is recognised by its whole key set rather than
+# by stripping whatever prefix matches, so that e.g. MoCo's key encoder can never be loaded by accident.
+_MOCO_QUERY = "module.encoder_q."
+_MOCO_OTHER = ("module.encoder_k.", "module.queue", "module.queue_ptr")
+_LAYOUTS = ("a torchvision state dict (conv1.weight, ...), {'state_dict': {'module.conv1.weight', ...}} "
+            "(a DataParallel training checkpoint), or a MoCo checkpoint {'state_dict': {'module.encoder_q.*', "
+            "'module.encoder_k.*', 'module.queue', 'module.queue_ptr'}}")
+
+
+def _is_tensor_dict(obj) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
+def _describe(obj) -> str:
+    """What a weights file holds, in a few words, for the error message."""
+    if not isinstance(obj, dict):
+        return f"a {type(obj).__name__}"
+    inner = obj.get("state_dict")
+    if isinstance(inner, dict):
+        prefixes = sorted({".".join(str(k).split(".")[:2]) for k in inner})
+        return f"{{'state_dict': ...}} with keys under {prefixes[:6]}"
+    return f"a dict with keys {sorted(map(str, obj))[:5]}"
+
+
+def _select_resnet50_tensors(obj, weights_path) -> dict[str, torch.Tensor]:
+    """The torchvision-named tensors of a weights file, by layout (see _LAYOUTS).
+
+    MoCo (facebookresearch/moco main_moco.py, e.g. the PASS moco_v2_800ep file HAFrame uses for
+    tieredImageNet-H): only the query encoder is kept, as in HAFrame's
+    MBM/better_mistakes/model/init.py:extract_resnet_state_dict, which keeps the keys starting with
+    "module.encoder_q." but not "module.encoder_q.fc" (the MoCo-v2 MLP) and strips that prefix.
+    """
+    inner = obj.get("state_dict") if isinstance(obj, dict) else None
+    if _is_tensor_dict(inner):
+        if any(k.startswith(_MOCO_QUERY) for k in inner):
+            if all(k.startswith((_MOCO_QUERY, *_MOCO_OTHER)) for k in inner):
+                return {k[len(_MOCO_QUERY):]: v for k, v in inner.items() if k.startswith(_MOCO_QUERY)}
+        elif all(k.startswith("module.") for k in inner):
+            return {k[len("module."):]: v for k, v in inner.items()}
+    elif _is_tensor_dict(obj) and not any(k.startswith("module.") for k in obj):
+        return dict(obj)
+    raise ValueError(f"ResNet-50 weights file {weights_path} has an unknown layout: it holds {_describe(obj)}; "
+                     f"expected {_LAYOUTS}")
 
 
 def _read_resnet50_state_dict(weights_path: str | Path) -> dict[str, torch.Tensor]:
-    """Load a local checkpoint, unwrap {'state_dict': ...}, strip wrapper prefixes, drop fc.* keys."""
-    obj = torch.load(weights_path, map_location="cpu", weights_only=True)
-    state = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
-    if not isinstance(state, dict):
-        raise ValueError(f"{weights_path}: expected a state dict, got {type(state).__name__}")
-    cleaned = {}
-    for key, value in state.items():
-        for prefix in _CHECKPOINT_PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix):]
-                break
-        if not key.startswith("fc."):  # the classifier/MoCo MLP is discarded with children()[:-2]
-            cleaned[key] = value
-    return cleaned
+    """The conv1..layer4 tensors of a local weights file, torchvision-named, without fc.*."""
+    obj = read_torch_file(weights_path, "ResNet-50 weights file", "download it again", weights_only=True)
+    # fc.* is the classifier (torchvision) or the MoCo-v2 MLP: the trunk (children()[:-2]) has neither
+    return {k: v for k, v in _select_resnet50_tensors(obj, weights_path).items() if not k.startswith("fc.")}
 
 
 def _load_trunk_weights(net: nn.Module, weights_path: str | Path) -> None:
@@ -201,7 +235,10 @@ def _load_trunk_weights(net: nn.Module, weights_path: str | Path) -> None:
             f"ResNet-50 weights file {weights_path} does not match torchvision resnet50: "
             f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]})"
         )
-    net.load_state_dict(state, strict=False)  # strict=False only because fc.* was dropped on purpose
+    try:
+        net.load_state_dict(state, strict=False)  # strict=False only because fc.* was dropped on purpose
+    except RuntimeError as err:  # same keys, other shapes (e.g. a wide_resnet50_2 file)
+        raise ValueError(f"ResNet-50 weights file {weights_path} does not match torchvision resnet50: {err}") from err
 
 
 def resnet50(pretrained: bool = False, weights_path: str | Path | None = None) -> ResNet50Trunk:

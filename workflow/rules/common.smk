@@ -107,10 +107,13 @@ def train_resource(key):
 
 
 def check_hierarchies():
-    """Every dataset's hierarchy files, and its produced distances.csv, parse and validate (see
+    """Every dataset's hierarchy files, configured and produced, parse and validate (see
     featgeom.hierarchy_stage.check_hierarchy_files): run at parse time, before any job."""
-    for dataset in config["datasets"]:
-        check_hierarchy_files(configured_hierarchy_files(dataset), f"results/{dataset}/hierarchy/distances.csv")
+    for dataset, ds in config["datasets"].items():
+        produced = {"distances": f"results/{dataset}/hierarchy/distances.csv"}
+        if ds["source"]["kind"] == "synthetic":
+            produced["paths"] = f"results/{dataset}/data/paths.csv"
+        check_hierarchy_files(configured_hierarchy_files(dataset), produced)
 
 
 check_hierarchies()
