@@ -1,13 +1,20 @@
 """A killed training job, rerun, ends exactly where an uninterrupted one does (CPU)."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 import featgeom.train as train_module
 from featgeom.data.arrays import save_arrays
+from featgeom.data.loaders import build_loaders
+from featgeom.data.manifest import verify_image_folder
 from featgeom.data.synthetic import make_synthetic
 from featgeom.hierarchy import Hierarchy, write_distance_csv, write_paths_csv
 from featgeom.hierarchy_stage import build_hierarchy_outputs
 from featgeom.io import read_json, write_json
+from featgeom.rule_io import RUN_LOG, rule_log
 from featgeom.runner import run_training
 from featgeom.train import load_checkpoint
 
@@ -39,7 +46,7 @@ def spec(method="haframe"):
 
 def outputs(folder):
     folder.mkdir(parents=True, exist_ok=True)
-    names = ("test_logits.npz", "checkpoint_best.pt", "history.json", "collapse.json")
+    names = ("test_logits.npz", "checkpoint_best.pt", "history.json", "collapse.json", "provenance.json")
     return {"run_dir": str(folder), **{n.split(".")[0].replace("_best", ""): str(folder / n) for n in names}}
 
 
@@ -74,6 +81,29 @@ def kill_in_epoch(n, monkeypatch):
     return real_epoch
 
 
+def test_run_log_keeps_the_killed_attempt_and_the_resume(inputs, tmp_path, monkeypatch):
+    """What workflow/scripts/train.py does under a rerun, Snakemake having deleted the rule log in between."""
+    run = {**outputs(tmp_path / "run"), "provenance": str(tmp_path / "run" / "provenance.json")}
+    rule_log_path = tmp_path / "logs" / "train.log"
+
+    def attempt():
+        rule_log_path.parent.mkdir(exist_ok=True)
+        rule_log_path.unlink(missing_ok=True)
+        with rule_log(SimpleNamespace(log=[str(rule_log_path)]), keep_in=run["run_dir"]) as log:
+            run_training(spec(), 0, inputs, run, log=log)
+
+    real_epoch = kill_in_epoch(3, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        attempt()
+    monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
+    attempt()
+    text = (tmp_path / "run" / RUN_LOG).read_text()
+    expected_in_order = ["==== attempt 1 started", "epoch=2 ", "==== attempt 1 failed", "==== attempt 2 started",
+                         "resumed from", "after epoch 2", "epoch=4 ", "==== attempt 2 finished"]
+    positions = [text.find(s) for s in expected_in_order]
+    assert -1 not in positions and positions == sorted(positions), text
+
+
 def test_checkpoint_of_another_config_is_refused(inputs, tmp_path, monkeypatch):
     real_epoch = kill_in_epoch(2, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
@@ -99,3 +129,72 @@ def test_select_last_tests_the_final_epoch(inputs, tmp_path):
     run_training(last, 0, inputs, outputs(tmp_path / "run"))
     history = read_json(tmp_path / "run" / "history.json")
     assert history["best_epoch"] == last["train"]["epochs"]
+
+
+# --- image folders with worker processes --------------------------------------------------
+
+IMAGE_CLASSES = ["a1", "a2", "b1"]
+
+
+@pytest.fixture(scope="module")
+def image_inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("val", 2), ("test", 2)):
+        for k, name in enumerate(IMAGE_CLASSES):
+            (folder / "ds" / split / name).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 255, (20, 20, 3), dtype=np.uint8) // (k + 1)
+                Image.fromarray(pixels).save(folder / "ds" / split / name / f"{i}.png")
+    write_json(folder / "manifest.json", verify_image_folder(folder / "ds"))
+    write_paths_csv(folder / "paths.csv", Hierarchy([("a", "a1"), ("a", "a2"), ("b", "b1")]))
+    order, distances, levels = build_hierarchy_outputs({"paths": folder / "paths.csv"}, IMAGE_CLASSES)
+    write_distance_csv(folder / "distances.csv", order, distances)
+    write_json(folder / "levels.json", levels)
+    return {"data": str(folder / "manifest.json"), "distances": str(folder / "distances.csv"),
+            "levels": str(folder / "levels.json")}
+
+
+def image_spec(epochs=3, workers=2):
+    return {**spec(), "dataset": "toy", "source": {"kind": "image_folder", "recipe": "fgvc"},
+            "train": {"epochs": epochs, "batch_size": 4, "eval_batch_size": 8, "num_workers": workers,
+                      "augment": "crop_flip", "image_size": 16, "select": "last",  # test what epoch 3 learnt
+                      "lr": {"backbone": 0.05, "head": 0.1, "classifier": 0.1}}}
+
+
+def test_resumed_image_folder_run_with_workers_matches_uninterrupted_run(image_inputs, tmp_path, monkeypatch):
+    def run_outputs(name):
+        return {**outputs(tmp_path / name), "provenance": str(tmp_path / name / "provenance.json")}
+
+    clean, resumed = run_outputs("clean"), run_outputs("resumed")
+    run_training(image_spec(), 0, image_inputs, clean, threads=2)  # threads caps num_workers
+    real_epoch = kill_in_epoch(2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(image_spec(), 0, image_inputs, resumed, threads=2)
+    assert load_checkpoint(tmp_path / "resumed" / "last_checkpoint.pt",
+                           train_module.spec_fingerprint({**image_spec(), "seed": 0}))["epoch"] == 1
+    monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
+    run_training(image_spec(), 0, image_inputs, resumed, threads=2)
+    a, b = np.load(clean["test_logits"]), np.load(resumed["test_logits"])
+    np.testing.assert_array_equal(a["scores"], b["scores"])
+    np.testing.assert_array_equal(a["labels"], b["labels"])
+
+
+def _image_epoch(inputs, epoch, workers, earlier=()):
+    levels = read_json(inputs["levels"])
+    loaders, _ = build_loaders(image_spec(workers=workers), inputs["data"], levels, 0, torch.device("cpu"), 2)
+    for e in earlier:  # iterate (and consume) earlier epochs first, as a run that was not restarted does
+        loaders["train"].set_epoch(e)
+        list(loaders["train"])
+    loaders["train"].set_epoch(epoch)
+    return [(x.clone(), y.clone()) for x, y in loaders["train"]]
+
+
+def test_image_folder_epoch_depends_only_on_seed_and_epoch(image_inputs):
+    fresh = _image_epoch(image_inputs, 2, workers=2)
+    after_earlier = _image_epoch(image_inputs, 2, workers=2, earlier=(0, 1))
+    in_process = _image_epoch(image_inputs, 2, workers=0)
+    other_epoch = _image_epoch(image_inputs, 1, workers=2)
+    for batches in (after_earlier, in_process):  # same order and the same crops and flips
+        assert all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(fresh, batches))
+    assert len(fresh) == 6 and not torch.equal(torch.cat([x for x, _ in fresh]), torch.cat([x for x, _ in other_epoch]))
