@@ -5,17 +5,27 @@ Conventions (see /work/shared/reference/msc.md §6 and haframe.md §6):
 * The global mean is the **sample mean** of H (sample-weighted, as tding1/Neural-Collapse). rhubarbwu/neural-collapse
   defaults to the unweighted mean of class means instead; the two differ on long-tail data.
 * Standard deviations use ddof=0 (numpy), not torch's unbiased default.
-* Everything is accumulated in float64 over row chunks, so N = 50k, d = 2048 never builds a d×d or an N×d
-  float64 matrix (collapse_report on 50k × 2048, K = 100: ~4 s on 2 CPU cores).
+
+Memory and time (iNaturalist19 size: N = 187k, d = K = 1010):
+* H may be float32 (the trainer passes it so); rows are converted to float64 one chunk at a time, so no N×d float64
+  copy exists. Per-class-pair quantities come from the K×K cosine Gram matrix U Uᵀ, never from [pairs, d] arrays.
+* The features are read twice: class sums, then one pass (`collapse_report`) that feeds NC1, NC4 and the cone. Its
+  two big products are NC1's within-class scatter in the smaller of the d- and K-spaces (d×d here, a BLAS syrk:
+  N·d²/2 multiply-adds in float64) and NC4's nearest-mean scores, computed in float32 and certified per row by a
+  rounding-error bound (rows the bound cannot settle are redone in float64), so NC4 equals the float64 argmax.
+  Every result equals the former pairwise / float64 code to ~1e-12 relative. Benchmark: benchmarks/bench_collapse.py.
 
 Numpy/scipy only: these run in rules that do not train.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import scipy.sparse as sp
 
 _CHUNK_ROWS = 8192  # 8192 × 2048 float64 = 128 MB per chunk at the largest feature size we use
+_FLOAT32_UNIT_ROUNDOFF = 2.0**-24
 
 
 def _row_chunks(H, rows=None):
@@ -69,23 +79,57 @@ def _between_class_gram_pinv(centred_means, rtol):
     return np.linalg.pinv(gram, rtol=rtol, hermitian=True)
 
 
+def _nc1_pseudo_inverse(centred_means, rtol):
+    """M̃⁺ = M̃ᵀ G⁺ [d, K] (G = M̃ M̃ᵀ), so that NC1 = (1/N) Σ_i ‖M̃⁺ᵀ z_i‖² with z_i = h_i − μ_{y_i}."""
+    return centred_means.T @ _between_class_gram_pinv(centred_means, rtol)
+
+
+class _Nc1Plan(NamedTuple):
+    """How the NC1 pass accumulates Σ_i ‖Pᵀ z_i‖² (P = M̃⁺ [d, K]), in whichever space costs fewer flops.
+
+    scatter form (d < 2K): accumulate S = Σ_i z_i z_iᵀ [d, d] (syrk, N·d²/2) and finish with tr(Pᵀ S P).
+    projection form (d ≥ 2K): sum ‖Pᵀ z_i‖² directly (N·d·K), Pᵀ z_i = Pᵀ h_i − (Pᵀ μ)_{y_i}, never forming Z.
+    """
+    pseudo_inverse: np.ndarray  # P [d, K]
+    means: np.ndarray  # raw class means [K, d]
+    means_projected: np.ndarray | None  # M P [K, K] in the projection form, None in the scatter form
+
+
+def _nc1_plan(means, centred_means, rtol):
+    pseudo_inverse = _nc1_pseudo_inverse(centred_means, rtol)
+    d, K = pseudo_inverse.shape
+    return _Nc1Plan(pseudo_inverse, means, None if d < 2 * K else means @ pseudo_inverse)
+
+
+def _nc1_chunk(plan, block, chunk_labels):
+    """This chunk's share: S_chunk [d, d] (scatter form) or its Σ ‖Pᵀ z_i‖² (projection form). Overwrites block."""
+    if plan.means_projected is None:
+        residual = np.subtract(block, plan.means[chunk_labels], out=block)
+        return residual.T @ residual  # numpy runs `a.T @ a` as a symmetric rank-k update
+    return float(np.sum((block @ plan.pseudo_inverse - plan.means_projected[chunk_labels]) ** 2))
+
+
+def _nc1_finish(plan, accumulated, n_samples):
+    if plan.means_projected is None:
+        return float(np.sum(plan.pseudo_inverse * (accumulated @ plan.pseudo_inverse))) / n_samples
+    return float(accumulated) / n_samples
+
+
 def nc1(H, labels, K, rtol=1e-10):
     """NC1 = tr(Σ_W Σ_B⁺) / K.
 
     Σ_W = (1/N) Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ, Σ_B = (1/K) M̃ᵀM̃ with M̃ = [μ_c − μ_G] as K×d rows.
-    Since Σ_B⁺ = K · M̃⁺M̃⁺ᵀ and M̃⁺ = M̃ᵀ(M̃M̃ᵀ)⁺, NC1 = (1/N) ‖Z M̃ᵀ G⁺‖²_F with Z the within-class residuals and
-    G = M̃M̃ᵀ: only N×K and K×K products, never a d×d matrix. Z M̃ᵀ = H M̃ᵀ − (M M̃ᵀ)[y] avoids forming Z.
+    Since Σ_B⁺ = K · M̃⁺M̃⁺ᵀ and M̃⁺ = M̃ᵀ(M̃M̃ᵀ)⁺, NC1 = (1/N) Σ_i ‖M̃⁺ᵀ z_i‖² with z_i the within-class residuals:
+    only K×K pseudo-inverses; the residuals enter through a scatter matrix no larger than 2K×2K or through N×K
+    projections (see `_Nc1Plan`), never an N×d float64 array or the d×d Σ_B.
     """
     labels = np.asarray(labels)
     means, counts, global_mean = class_statistics(H, labels, K)
-    centred_means = means - global_mean
-    gram_pinv = _between_class_gram_pinv(centred_means, rtol)
-    means_on_centred = means @ centred_means.T  # [K, K]: row c = μ_c · M̃ᵀ
-    total = 0.0
+    plan = _nc1_plan(means, means - global_mean, rtol)
+    accumulated = 0.0
     for rows, block in _row_chunks(H):
-        residual_on_centred = block @ centred_means.T - means_on_centred[labels[rows]]
-        total += np.sum((residual_on_centred @ gram_pinv) ** 2)
-    return total / counts.sum()
+        accumulated = accumulated + _nc1_chunk(plan, block, labels[rows])
+    return _nc1_finish(plan, accumulated, counts.sum())
 
 
 def equinorm(vectors):
@@ -102,12 +146,23 @@ def nc2_equinorm_classifier(W):
     return equinorm(W)
 
 
-def _upper_triangle_cosines(vectors):
-    """cos(v_i, v_j) for all i < j, as a flat vector."""
+def _unit_rows(vectors):
     vectors = np.asarray(vectors, dtype=np.float64)
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    i, j = np.triu_indices(len(unit), k=1)
-    return np.einsum("pd,pd->p", unit[i], unit[j])
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def _upper_triangle(square):
+    """Entries i < j of a K×K matrix as a flat vector, row by row (the order of np.triu_indices)."""
+    return square[np.triu_indices(len(square), k=1)]
+
+
+def _upper_triangle_cosines(vectors):
+    """cos(v_i, v_j) for all i < j, as a flat vector: the upper triangle of the K×K Gram U Uᵀ of the unit rows.
+
+    K×K memory (8 MB at K = 1010) instead of two [K(K−1)/2, d] gathers (8 GB at K = d = 1010).
+    """
+    unit = _unit_rows(vectors)
+    return _upper_triangle(unit @ unit.T)
 
 
 def equiangularity(vectors):
@@ -127,14 +182,87 @@ def nc3_self_duality(W, M):
     return float(np.sum((W / np.linalg.norm(W) - M / np.linalg.norm(M)) ** 2))
 
 
-def nearest_class_mean(H, means):
-    """Index of the nearest (Euclidean) class mean for every row of H; means are used as given (un-centred)."""
+class _NearestMeanTables(NamedTuple):
+    """Class means prepared for nearest-mean scores h·μ_c − ‖μ_c‖²/2, in float64 and float32."""
+    means: np.ndarray
+    half_sq_norms: np.ndarray
+    means32: np.ndarray
+    half_sq_norms32: np.ndarray
+    largest_norm: float
+
+
+def _nearest_mean_tables(means):
     means = np.asarray(means, dtype=np.float64)
     half_sq_norms = 0.5 * np.sum(means**2, axis=1)
+    largest_norm = float(np.sqrt(2.0 * half_sq_norms.max()))
+    return _NearestMeanTables(means, half_sq_norms, means.astype(np.float32), half_sq_norms.astype(np.float32),
+                              largest_norm)
+
+
+def _float32_score_error(row_norms, d, largest_norm):
+    """Upper bound, per row, on |float32 score − exact score| for the scores h·μ_c − ‖μ_c‖²/2 of `_nearest_float32`.
+
+    Rounding h and μ to float32 (unit roundoff u = 2⁻²⁴) moves h·μ by ≤ 2.01·u‖h‖‖μ‖; a float32 dot product of
+    length d adds ≤ γ_d Σ|h||μ| ≤ 1.01·d·u‖h‖‖μ‖ (Higham, Accuracy and Stability, §3.1; d·u < 0.01); rounding ‖μ‖²/2
+    and the subtraction add ≤ 1.01·u(‖h‖‖μ‖ + ‖μ‖²). 2(d + 4)·u(‖h‖ + m)·m, m = the largest ‖μ_c‖, covers all of it.
+    """
+    return 2.0 * (d + 4) * _FLOAT32_UNIT_ROUNDOFF * (row_norms + largest_norm) * largest_norm
+
+
+def _nearest_float32(tables, block32, row_norms):
+    """(argmax of the float32 scores, rows where that argmax is certain).
+
+    A row is certain when its float32 top-two margin exceeds 3× the error bound: the exact margin then exceeds the
+    bound, far above float64 rounding, so the float64 argmax (the definition) picks the same class.
+    """
+    scores = block32 @ tables.means32.T
+    scores -= tables.half_sq_norms32
+    best = np.argmax(scores, axis=1)
+    rows = np.arange(len(best))
+    top = scores[rows, best].astype(np.float64)
+    scores[rows, best] = -np.inf
+    runner_up = scores.max(axis=1)  # −inf when K = 1: always certain
+    bound = _float32_score_error(row_norms, block32.shape[1], tables.largest_norm)
+    certain = top - runner_up > 3.0 * bound
+    return best, certain
+
+
+def _nearest_float64(tables, block):
+    # argmin ‖h − μ‖² = argmax (h·μ − ‖μ‖²/2); ‖h‖² is the same for every class.
+    return np.argmax(block @ tables.means.T - tables.half_sq_norms, axis=1)
+
+
+def _nearest_chunk(tables, block, block32, row_norms):
+    """Nearest class mean of every row: float32 scores where the error bound settles it, float64 elsewhere."""
+    if block.shape[1] * _FLOAT32_UNIT_ROUNDOFF >= 0.01:  # outside the bound's validity (d ≥ 167k): float64 only
+        return _nearest_float64(tables, block)
+    best, certain = _nearest_float32(tables, block32, row_norms)
+    if not certain.all():
+        unsure = np.flatnonzero(~certain)
+        best[unsure] = _nearest_float64(tables, block[unsure])
+    return best
+
+
+def _row_norms(block):
+    """‖h‖ per row, exactly as the cone angles have always used them (arccos near 0° amplifies any change)."""
+    return np.linalg.norm(block, axis=1)
+
+
+def _float32_rows(H, rows):
+    """Rows of H as float32: a view when H is float32 (as the trainer passes it), else a chunk-sized copy."""
+    return np.asarray(H[rows], dtype=np.float32)
+
+
+def nearest_class_mean(H, means):
+    """Index of the nearest (Euclidean) class mean for every row of H; means are used as given (un-centred).
+
+    Identical to argmax_c (h·μ_c − ‖μ_c‖²/2) in float64; computed in float32 with a per-row certificate (see
+    `_nearest_float32`), which halves the dominant N×d×K product.
+    """
+    tables = _nearest_mean_tables(means)
     nearest = np.empty(len(H), dtype=np.int64)
     for rows, block in _row_chunks(H):
-        # argmin ‖h − μ‖² = argmax (h·μ − ‖μ‖²/2); ‖h‖² is the same for every class.
-        nearest[rows] = np.argmax(block @ means.T - half_sq_norms, axis=1)
+        nearest[rows] = _nearest_chunk(tables, block, _float32_rows(H, rows), _row_norms(block))
     return nearest
 
 
@@ -149,14 +277,20 @@ def angular_collapse(means, S, centred=False, global_mean=None):
     The std is of the *signed* difference, as HAFrame's `stats_between_actual_cosine_sim_and_ideal_cosine_sim`
     (haframe.md §6). HAFrame's plot uses raw means for HAFrame models (centred=False, the default) and centred means
     for the ETF/CE model; with centred=True the means are centred on `global_mean`, or, if that is not given, on the
-    unweighted mean of the class means.
+    unweighted mean of the class means. Cosines come from the K×K Gram of the unit means (`_upper_triangle_cosines`).
     """
     means = np.asarray(means, dtype=np.float64)
     if centred:
         means = means - (means.mean(axis=0) if global_mean is None else np.asarray(global_mean))
-    i, j = np.triu_indices(len(means), k=1)
-    difference = _upper_triangle_cosines(means) - np.asarray(S, dtype=np.float64)[i, j]
+    difference = _upper_triangle_cosines(means) - _upper_triangle(np.asarray(S, dtype=np.float64))
     return float(np.mean(np.abs(difference))), float(difference.std())
+
+
+def _angles_chunk(block, row_norms, unit_means_of_rows):
+    """Degrees between each row and its class mean's unit vector; a zero-length row counts as 90°."""
+    dots = np.einsum("nd,nd->n", block, unit_means_of_rows)
+    cosines = np.divide(dots, row_norms, out=np.zeros_like(dots), where=row_norms > 0)
+    return np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
 
 
 def feature_to_mean_angles(H, labels, means):
@@ -165,26 +299,44 @@ def feature_to_mean_angles(H, labels, means):
     A zero-length feature has no direction and is counted as 90°.
     """
     labels = np.asarray(labels)
-    unit_means = np.asarray(means, dtype=np.float64)
-    unit_means = unit_means / np.linalg.norm(unit_means, axis=1, keepdims=True)
+    unit_means = _unit_rows(means)
     angles = np.empty(len(H))
     for rows, block in _row_chunks(H):
-        norms = np.linalg.norm(block, axis=1)
-        dots = np.einsum("nd,nd->n", block, unit_means[labels[rows]])
-        cosines = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
-        angles[rows] = np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
+        angles[rows] = _angles_chunk(block, _row_norms(block), unit_means[labels[rows]])
     return angles
+
+
+def _cone_from_angles(angles):
+    return float(angles.mean()), float(np.percentile(angles, 90))
 
 
 def cone_radius(H, labels, means):
     """MSC cone radius: (mean, 90th percentile) of the feature-to-own-class-mean angle, in degrees."""
-    angles = feature_to_mean_angles(H, labels, means)
-    return float(angles.mean()), float(np.percentile(angles, 90))
+    return _cone_from_angles(feature_to_mean_angles(H, labels, means))
 
 
 def bias_collapse(W, bias, global_mean):
     """‖W μ_G + b‖ (tding1/Neural-Collapse): 0 when the bias cancels the global-mean logit."""
     return float(np.linalg.norm(np.asarray(W, dtype=np.float64) @ global_mean + np.asarray(bias)))
+
+
+def _feature_pass(H, labels, means, centred_means, rtol=1e-10):
+    """One chunked pass over H for everything per-sample: (NC1, nearest class mean [N], angle to own mean [N]).
+
+    The same kernels as `nc1`, `nearest_class_mean` and `feature_to_mean_angles`, sharing each chunk's float64
+    copy and row norms; the NC1 kernel runs last because its scatter form overwrites the chunk with residuals.
+    """
+    plan = _nc1_plan(means, centred_means, rtol)
+    tables = _nearest_mean_tables(means)
+    unit_means = _unit_rows(means)
+    nc1_accumulated, nearest, angles = 0.0, np.empty(len(H), dtype=np.int64), np.empty(len(H))
+    for rows, block in _row_chunks(H):
+        chunk_labels = labels[rows]
+        row_norms = _row_norms(block)
+        angles[rows] = _angles_chunk(block, row_norms, unit_means[chunk_labels])
+        nearest[rows] = _nearest_chunk(tables, block, _float32_rows(H, rows), row_norms)
+        nc1_accumulated = nc1_accumulated + _nc1_chunk(plan, block, chunk_labels)
+    return _nc1_finish(plan, nc1_accumulated, len(H)), nearest, angles
 
 
 def collapse_report(H, labels, W, predictions, bias=None, S=None, angular_centred=False):
@@ -193,16 +345,19 @@ def collapse_report(H, labels, W, predictions, bias=None, S=None, angular_centre
     Feature-side NC2/NC3 use means centred on the sample mean; NC4 and the cone use raw means; angular collapse
     (only when S is given) uses raw means unless angular_centred. `bias_collapse` is added when a bias is given.
     With a fixed ETF/HAFrame classifier the classifier-side NC2 values are ~0 by construction.
+    H may be float32 (no float64 copy of it is made; see the module docstring); H is read twice.
     """
+    labels = np.asarray(labels)
     W = np.asarray(W, dtype=np.float64)
     K = W.shape[0]
     means, _, global_mean = class_statistics(H, labels, K)
     centred_means = means - global_mean
+    nc1_value, nearest, angles = _feature_pass(H, labels, means, centred_means)
     std_means, maxangle_means = equiangularity(centred_means)
     std_classifier, maxangle_classifier = equiangularity(W)
-    cone_mean, cone_p90 = cone_radius(H, labels, means)
+    cone_mean, cone_p90 = _cone_from_angles(angles)
     report = {
-        "nc1": nc1(H, labels, K),
+        "nc1": nc1_value,
         "nc2_equinorm_means": nc2_equinorm_means(centred_means),
         "nc2_equinorm_classifier": nc2_equinorm_classifier(W),
         "nc2_equiangular_std_means": std_means,
@@ -210,7 +365,7 @@ def collapse_report(H, labels, W, predictions, bias=None, S=None, angular_centre
         "nc2_equiangular_std_classifier": std_classifier,
         "nc2_maxangle_classifier": maxangle_classifier,
         "nc3_self_duality": nc3_self_duality(W, centred_means),
-        "nc4_ncc_mismatch": nc4_ncc_mismatch(H, means, predictions),
+        "nc4_ncc_mismatch": float(np.mean(nearest != np.asarray(predictions))),
         "cone_angle_mean_deg": cone_mean,
         "cone_angle_p90_deg": cone_p90,
     }

@@ -18,7 +18,10 @@ from featgeom.io import read_json, write_json, write_npz
 from featgeom.losses import build_loss
 from featgeom.models import build_model, param_groups
 from featgeom.models.backbones import build_backbone
-from featgeom.train import CHECKPOINT_FORMAT, fit, predict, save_checkpoint, seed_everything, spec_fingerprint
+from featgeom.provenance import write_provenance
+from featgeom.train import (
+    CHECKPOINT_FORMAT, fit, load_best_checkpoint, predict, save_checkpoint, seed_everything, spec_fingerprint,
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -30,36 +33,52 @@ def resolve_device(name: str) -> torch.device:
 
 
 def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: int = 1, log=None) -> None:
-    """inputs: data (arrays .npz or image-folder manifest), distances, levels.
-    outputs: run_dir, test_logits, checkpoint, history, collapse."""
+    """inputs: data (arrays .npz or image-folder manifest), distances, levels, s_min (HAFrame runs).
+    outputs: run_dir, test_logits, checkpoint, history, collapse, provenance."""
     torch.set_num_threads(threads)
     device = resolve_device(spec["device"])
     seed_everything(seed)
     levels = read_json(inputs["levels"])
     _, distances = read_distance_csv(inputs["distances"])
     loaders, num_classes = build_loaders(spec, inputs["data"], levels, seed, device, threads)
-    frame, similarity = build_frame(spec, distances, num_classes, seed)
+    s_min = read_json(inputs["s_min"])["s_min"] if "s_min" in inputs else None
+    frame, similarity = build_frame(spec, distances, num_classes, seed, s_min)
     model = build_model(spec["model"], num_classes, frame).to(device)
     loss_fn = build_loss(spec["loss"], frame=frame, similarity=similarity,
                          scale=spec["model"].get("scale")).to(device)
     optimizer = torch.optim.SGD(param_groups(model, spec["train"]["lr"]), momentum=spec["train"].get("momentum", 0.9),
                                 weight_decay=spec["train"].get("weight_decay", 5e-4))
-    run_dir = Path(outputs["run_dir"])
+    resume_point = Path(outputs["run_dir"]) / "last_checkpoint.pt"
     measure = partial(measure_collapse, loader=loaders["train_eval"], similarity=similarity)
-    state = fit(model, loss_fn, optimizer, loaders, spec["train"], run_dir / "last_checkpoint.pt",
+    state = fit(model, loss_fn, optimizer, loaders, fit_settings(spec["train"], seed), resume_point,
                 spec_fingerprint({**spec, "seed": seed}), measure_collapse=measure, log=log)
     model.load_state_dict(state.best_model)
     write_run_outputs(model, loaders, state, spec, outputs, frame, str(device))
-    # The run is complete; its resume point would only go stale (and block a rerun with a new config).
-    (run_dir / "last_checkpoint.pt").unlink()
+    write_provenance(outputs["provenance"], {**spec, "seed": seed}, device=str(device),
+                     extra={"applied": {"transforms": loaders["transforms"], "haframe_s_min": s_min},
+                            "pilot": spec.get("pilot")})
+    # Only now is every output written: a kill before this line reruns from the final epoch's
+    # checkpoint (no epoch is retrained); after it the resume point would only go stale.
+    resume_point.unlink()
 
 
-def build_frame(spec: dict, distances: np.ndarray, num_classes: int, seed: int):
-    """The fixed classifier of the run, if any: (frame, similarity) as numpy arrays."""
+def fit_settings(train: dict, seed: int) -> dict:
+    """Collapse curves (every `collapse_every` epochs) only for `collapse_seeds`, as published;
+    every seed still gets its final collapse metrics."""
+    curves = seed in train.get("collapse_seeds", [0])
+    return {**train, "collapse_every": train.get("collapse_every", 0) if curves else 0}
+
+
+def build_frame(spec: dict, distances: np.ndarray, num_classes: int, seed: int, s_min: float | None = None):
+    """The fixed classifier of the run, if any: (frame, similarity) as numpy arrays.
+
+    s_min comes precomputed from the `haframe_s_min` rule; None searches it here (library use).
+    """
     kind = spec["model"].get("frame")
     if kind == "haframe":
         gamma = spec["frame"]["gamma"]
-        similarity = frames.haframe_similarity(distances, gamma, frames.find_s_min(distances, gamma))
+        s_min = frames.find_s_min(distances, gamma) if s_min is None else s_min
+        similarity = frames.haframe_similarity(distances, gamma, s_min)
         return frames.haframe_weights(similarity, num_classes, seed), similarity
     if kind == "etf":
         return frames.simplex_etf(num_classes, etf_dimension(spec["model"]), seed), None
@@ -76,10 +95,14 @@ def etf_dimension(model_spec: dict) -> int:
 
 
 def measure_collapse(model, loader, similarity) -> dict:
-    """Neural-collapse metrics on the train split (eval mode, no augmentation)."""
+    """Neural-collapse metrics on the train split (eval mode, no augmentation).
+
+    Features go in as float32 (what `predict` returns): collapse_report converts them to float64 a chunk at a time,
+    so the values are the same as from a float64 copy, without its N×d×8 bytes (1.5 GB at iNat19 size).
+    """
     logits, features, labels = predict(model, loader)
     weight, bias = _classifier_arrays(model)
-    return collapse.collapse_report(features.astype(np.float64), labels, weight, logits.argmax(1),
+    return collapse.collapse_report(np.asarray(features, dtype=np.float32), labels, weight, logits.argmax(1),
                                     bias=bias, S=similarity)
 
 
@@ -114,9 +137,7 @@ def dump_features(spec: dict, seed: int, inputs: dict, features_path, threads: i
     and the classifier rows (+ bias) for Mueller projections."""
     torch.set_num_threads(threads)
     device = resolve_device(spec["device"])
-    checkpoint = torch.load(inputs["checkpoint"], map_location="cpu", weights_only=False)
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "frame" not in checkpoint:
-        raise ValueError(f"{inputs['checkpoint']} is not a featgeom best-model checkpoint")
+    checkpoint = load_best_checkpoint(inputs["checkpoint"])
     loaders, num_classes = build_loaders(spec, inputs["data"], read_json(inputs["levels"]), seed, device, threads)
     model = build_model(spec["model"], num_classes, checkpoint["frame"])
     model.load_state_dict(checkpoint["model"])

@@ -1,5 +1,8 @@
 """Neural-collapse metrics: exact values on perfectly collapsed and hand-computed configurations."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,3 +167,153 @@ def test_report_without_optional_inputs_has_core_keys_only(collapsed):
     report = collapse.collapse_report(H, labels, means - offset, labels)
     assert "angular_collapse_mean" not in report and "bias_collapse" not in report
     assert len(report) == 11
+
+
+# ---- Gram form (K×K cosines, chunked float32/float64 passes) against brute-force pairwise definitions ----
+
+def pairwise_cosines(vectors):
+    """cos(v_i, v_j) for i < j, one pair at a time, in np.triu_indices order."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.array([unit[i] @ unit[j] for i in range(len(unit)) for j in range(i + 1, len(unit))])
+
+
+def brute_force_nearest(H, means):
+    return np.array([np.argmin([np.sum((h - mu) ** 2) for mu in means]) for h in np.asarray(H, dtype=np.float64)])
+
+
+def brute_force_angles(H, labels, means):
+    H = np.asarray(H, dtype=np.float64)
+    out = []
+    for h, mu in zip(H, means[labels]):
+        norm = np.linalg.norm(h)
+        cosine = h @ mu / (norm * np.linalg.norm(mu)) if norm > 0 else 0.0
+        out.append(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
+    return np.array(out)
+
+
+@pytest.fixture
+def random_problem():
+    """Unbalanced labels, non-centred features, float32 as the trainer passes them; 53 rows, chunks of 7 in tests."""
+    rng = np.random.default_rng(5)
+    K, d = 6, 9
+    labels = np.concatenate([np.arange(K), rng.integers(0, K, 47)])
+    H = ((rng.normal(size=(K, d)) * 2 + 1.0)[labels] + rng.normal(size=(len(labels), d))).astype(np.float32)
+    return H, labels, K
+
+
+@pytest.mark.parametrize("K, d", [(7, 5), (5, 9), (2, 3)])
+def test_upper_triangle_cosines_match_pairwise(K, d):
+    vectors = np.random.default_rng(K).normal(size=(K, d)) * np.arange(1, K + 1)[:, None]
+    np.testing.assert_allclose(collapse._upper_triangle_cosines(vectors), pairwise_cosines(vectors),
+                               rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("K, d", [(7, 5), (5, 9)])
+def test_equiangularity_matches_pairwise(K, d):
+    vectors = np.random.default_rng(K + d).normal(size=(K, d)) + 0.5
+    cosines = pairwise_cosines(vectors)
+    expected = (cosines.std(), np.mean(np.abs(cosines + 1.0 / (K - 1))))
+    assert collapse.equiangularity(vectors) == pytest.approx(expected, rel=1e-12, abs=1e-14)
+
+
+@pytest.mark.parametrize("centred, global_mean", [(False, None), (True, None), (True, np.full(4, 0.3))])
+def test_angular_collapse_matches_pairwise(centred, global_mean):
+    rng = np.random.default_rng(3)
+    means = rng.normal(size=(6, 4)) + 1.0
+    S = np.corrcoef(rng.normal(size=(6, 10)))
+    shifted = means - (means.mean(axis=0) if global_mean is None else global_mean) if centred else means
+    i, j = np.triu_indices(6, k=1)
+    difference = pairwise_cosines(shifted) - S[i, j]
+    assert collapse.angular_collapse(means, S, centred=centred, global_mean=global_mean) == pytest.approx(
+        (np.mean(np.abs(difference)), difference.std()), rel=1e-12, abs=1e-14)
+
+
+@pytest.mark.parametrize("K, d, scatter_form", [(6, 9, True), (12, 5, True), (4, 8, False), (3, 20, False)])
+def test_nc1_both_forms_match_definition_across_chunks(monkeypatch, K, d, scatter_form):
+    monkeypatch.setattr(collapse, "_CHUNK_ROWS", 7)
+    rng = np.random.default_rng(K * d)
+    labels = np.concatenate([np.arange(K), rng.integers(0, K, 60)])
+    H = ((rng.normal(size=(K, d)) * 3 + 2.0)[labels] + rng.normal(size=(len(labels), d))).astype(np.float32)
+    means, _, global_mean = collapse.class_statistics(H, labels, K)
+    assert (collapse._nc1_plan(means, means - global_mean, 1e-10).means_projected is None) == scatter_form
+    assert collapse.nc1(H, labels, K) == pytest.approx(
+        brute_force_nc1(H.astype(np.float64), labels, K), rel=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nearest_class_mean_matches_brute_force_across_chunks(monkeypatch, random_problem, dtype):
+    monkeypatch.setattr(collapse, "_CHUNK_ROWS", 7)
+    H, labels, K = random_problem
+    H = H.astype(dtype)
+    means = collapse.class_means(H, labels, K)
+    np.testing.assert_array_equal(collapse.nearest_class_mean(H, means), brute_force_nearest(H, means))
+
+
+def test_near_ties_fall_back_to_float64(monkeypatch):
+    """Rows a hair (1e-7 relative) off the bisector of two means: float32 cannot settle them, float64 must."""
+    monkeypatch.setattr(collapse, "_CHUNK_ROWS", 7)
+    rng = np.random.default_rng(8)
+    means = rng.normal(size=(5, 16)) + 3.0
+    midpoint = (means[0] + means[1]) / 2
+    toward = (means[1] - means[0]) * 1e-7
+    H = np.vstack([midpoint + toward, midpoint - toward, rng.normal(size=(10, 16)) + 3.0, means[2:4]])
+    tables = collapse._nearest_mean_tables(means)
+    _, certain = collapse._nearest_float32(tables, H.astype(np.float32), np.linalg.norm(H, axis=1))
+    assert not certain[:2].any() and certain[-2:].all()
+    nearest = collapse.nearest_class_mean(H, means)
+    assert nearest[:2].tolist() == [1, 0]
+    np.testing.assert_array_equal(nearest, brute_force_nearest(H, means))
+
+
+def test_feature_to_mean_angles_match_brute_force_across_chunks(monkeypatch, random_problem):
+    monkeypatch.setattr(collapse, "_CHUNK_ROWS", 7)
+    H, labels, K = random_problem
+    H = H.copy()
+    H[10] = 0.0  # zero-length feature → 90°
+    means = collapse.class_means(H, labels, K)
+    angles = collapse.feature_to_mean_angles(H, labels, means)
+    np.testing.assert_allclose(angles, brute_force_angles(H, labels, means), rtol=1e-12, atol=1e-9)
+    assert angles[10] == 90.0
+
+
+def test_report_matches_brute_force_across_chunks(monkeypatch, random_problem):
+    monkeypatch.setattr(collapse, "_CHUNK_ROWS", 7)
+    H, labels, K = random_problem
+    rng = np.random.default_rng(9)
+    W, bias, S = rng.normal(size=(K, H.shape[1])), rng.normal(size=K), np.corrcoef(rng.normal(size=(K, 12)))
+    predictions = np.where(rng.random(len(labels)) < 0.7, labels, rng.integers(0, K, len(labels)))
+    report = collapse.collapse_report(H, labels, W, predictions, bias=bias, S=S)
+
+    H64 = H.astype(np.float64)
+    means = np.stack([H64[labels == k].mean(axis=0) for k in range(K)])
+    centred = means - H64.mean(axis=0)
+    i, j = np.triu_indices(K, k=1)
+    angles = brute_force_angles(H64, labels, means)
+    expected = {
+        "nc1": brute_force_nc1(H64, labels, K),
+        "nc2_equiangular_std_means": pairwise_cosines(centred).std(),
+        "nc2_maxangle_means": np.mean(np.abs(pairwise_cosines(centred) + 1.0 / (K - 1))),
+        "nc2_equiangular_std_classifier": pairwise_cosines(W).std(),
+        "nc2_maxangle_classifier": np.mean(np.abs(pairwise_cosines(W) + 1.0 / (K - 1))),
+        "nc4_ncc_mismatch": np.mean(brute_force_nearest(H64, means) != predictions),
+        "cone_angle_mean_deg": angles.mean(),
+        "cone_angle_p90_deg": np.percentile(angles, 90),
+        "angular_collapse_mean": np.mean(np.abs(pairwise_cosines(means) - S[i, j])),
+        "angular_collapse_std": (pairwise_cosines(means) - S[i, j]).std(),
+        "bias_collapse": np.linalg.norm(W @ H64.mean(axis=0) + bias),
+    }
+    for key, value in expected.items():
+        assert report[key] == pytest.approx(value, rel=1e-10, abs=1e-12), key
+    assert report == pytest.approx(collapse.collapse_report(H64, labels, W, predictions, bias=bias, S=S),
+                                   rel=1e-12, abs=1e-14)  # float32 input = its float64 copy
+
+
+def test_benchmark_small_runs_and_prints_both_forms():
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_collapse.py"
+    done = subprocess.run([sys.executable, str(script), "--small"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("(")]
+    for case in ("equiangularity", "collapse_report"):
+        measured = {row[row.index(form)]: float(row[row.index(form) + 1])
+                    for row in rows if row[1] == case for form in ("pairwise", "gram") if form in row}
+        assert set(measured) == {"pairwise", "gram"}, done.stdout  # both forms measured, none skipped

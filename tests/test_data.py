@@ -183,7 +183,8 @@ def test_prepare_cifar100_splits_and_labels(tmp_path):
     files, fine = _cifar100_files()
     archive = tmp_path / "cifar-100-python.tar.gz"
     _write_tar(archive, files)
-    arrays = cifar.prepare_cifar("cifar100", tmp_path, tmp_path / "c100.npz", md5=_md5(archive))
+    arrays = cifar.prepare_cifar("cifar100", tmp_path, md5=_md5(archive))
+    save_arrays(tmp_path / "c100.npz", arrays)
     loaded = load_arrays(tmp_path / "c100.npz")
     assert loaded["train_images"].shape == (200, 32, 32, 3) and loaded["val_images"].shape == (5000, 32, 32, 3)
     assert loaded["test_images"].shape == (200, 32, 32, 3)
@@ -218,7 +219,7 @@ def test_prepare_cifar10(tmp_path):
                                                             b"labels": list(range(10)) * 2})
     archive = tmp_path / "cifar-10-python.tar.gz"
     _write_tar(archive, files)
-    arrays = cifar.prepare_cifar("cifar10", tmp_path, tmp_path / "c10.npz", md5=_md5(archive), val_per_class=2)
+    arrays = cifar.prepare_cifar("cifar10", tmp_path, md5=_md5(archive), val_per_class=2)
     assert len(arrays["train_labels"]) == 130 and len(arrays["val_labels"]) == 20
     assert "train_labels_coarse" not in arrays and arrays["class_names"][0] == "cat0"
 
@@ -228,13 +229,13 @@ def test_md5_mismatch_names_file_and_both_sums(tmp_path):
     archive = tmp_path / "cifar-100-python.tar.gz"
     _write_tar(archive, files)
     with pytest.raises(ValueError, match=r"cifar-100-python\.tar\.gz.*eb9058c3a382ffc7106e4002c42a8d85.*got"):
-        cifar.prepare_cifar("cifar100", tmp_path, tmp_path / "out.npz")
+        cifar.prepare_cifar("cifar100", tmp_path)
     assert not (tmp_path / "out.npz").exists()
 
 
 def test_missing_archive_without_download(tmp_path):
     with pytest.raises(FileNotFoundError, match="place it there"):
-        cifar.prepare_cifar("cifar100", tmp_path, tmp_path / "out.npz")
+        cifar.prepare_cifar("cifar100", tmp_path)
 
 
 def test_offline_download_says_where_to_put_the_archive(tmp_path, monkeypatch):

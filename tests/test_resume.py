@@ -163,10 +163,7 @@ def image_spec(epochs=3, workers=2):
 
 
 def test_resumed_image_folder_run_with_workers_matches_uninterrupted_run(image_inputs, tmp_path, monkeypatch):
-    def run_outputs(name):
-        return {**outputs(tmp_path / name), "provenance": str(tmp_path / name / "provenance.json")}
-
-    clean, resumed = run_outputs("clean"), run_outputs("resumed")
+    clean, resumed = outputs(tmp_path / "clean"), outputs(tmp_path / "resumed")
     run_training(image_spec(), 0, image_inputs, clean, threads=2)  # threads caps num_workers
     real_epoch = kill_in_epoch(2, monkeypatch)
     with pytest.raises(KeyboardInterrupt):

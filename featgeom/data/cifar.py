@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featgeom.data.arrays import save_arrays, validate_arrays
+from featgeom.data.arrays import validate_arrays
 from featgeom.io import atomic_path
 
 ARCHIVES = {
@@ -44,19 +44,27 @@ def _archive_info(name: str) -> dict:
 
 # --- archive handling -------------------------------------------------------------------
 
-def download_cifar(name: str, root) -> Path:
-    """Download the official archive to root/<filename> (atomically) unless it is already there."""
-    info = _archive_info(name)
-    path = Path(root) / info["filename"]
+def download_url(url: str, path) -> Path:
+    """Download `url` to `path` (atomically: a killed download leaves no partial file) unless it exists.
+
+    Shared by every dataset that fetches an official archive (CIFAR here, FGVC-Aircraft in fgvc.py).
+    """
+    path = Path(path)
     if path.exists():
         return path
     try:
         with atomic_path(path) as tmp:
-            urllib.request.urlretrieve(info["url"], tmp)
+            urllib.request.urlretrieve(url, tmp)
     except (urllib.error.URLError, OSError) as err:
-        raise RuntimeError(f"could not download {info['url']} ({err}). If this machine is offline, "
+        raise RuntimeError(f"could not download {url} ({err}). If this machine is offline, "
                            f"download the archive elsewhere and place it at {path}") from err
     return path
+
+
+def download_cifar(name: str, root) -> Path:
+    """Download the official archive to root/<filename> (atomically) unless it is already there."""
+    info = _archive_info(name)
+    return download_url(info["url"], Path(root) / info["filename"])
 
 
 def verify_md5(path, md5: str) -> None:
@@ -218,9 +226,9 @@ def load_cifar10(root, val_per_class: int = 500) -> dict:
 LOADERS = {"cifar100": load_cifar100, "cifar10": load_cifar10}
 
 
-def prepare_cifar(name: str, root, out_npz, download: bool = False, md5: str | None = None,
+def prepare_cifar(name: str, root, download: bool = False, md5: str | None = None,
                   val_per_class: int | None = None) -> dict:
-    """Verify, extract and load the official archive in `root`, and save the arrays to `out_npz`.
+    """Verify, extract and load the official archive in `root`: the arrays dict (validated).
 
     `md5` overrides the official checksum and `val_per_class` the split (both for test fixtures).
     """
@@ -234,6 +242,4 @@ def prepare_cifar(name: str, root, out_npz, download: bool = False, md5: str | N
     verify_md5(archive, md5 or info["md5"])
     extract(archive, root)
     load = LOADERS[name]
-    arrays = load(root) if val_per_class is None else load(root, val_per_class=val_per_class)
-    save_arrays(out_npz, arrays)
-    return arrays
+    return load(root) if val_per_class is None else load(root, val_per_class=val_per_class)

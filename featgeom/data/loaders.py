@@ -2,26 +2,30 @@
 
 In-memory datasets (synthetic, CIFAR) live as one uint8 tensor on the training device and
 are augmented there in batches (airbench style, no worker processes); image folders go
-through a torchvision DataLoader. Both expose set_epoch(epoch) so the data order depends
-only on (seed, epoch): a resumed run sees the same batches as an uninterrupted one.
+through a torchvision DataLoader. Both expose set_epoch(epoch) so the data order and the
+augmentation depend only on (seed, epoch): a resumed run sees the same batches as an
+uninterrupted one (for image folders, see featgeom/data/imagefolder.py).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from featgeom.config import DEFAULT_IMAGE_SIZE, IN_MEMORY_KINDS, RECIPE_AUGMENT
 from featgeom.data.arrays import load_arrays
 from featgeom.data.gpu_loader import InMemoryLoader, channel_stats
+from featgeom.hierarchy_stage import coarse_labels
 from featgeom.io import read_json
 
 
 def coarse_of_fine(levels: dict) -> np.ndarray:
-    """Top-level (coarse) label of every fine class, from the hierarchy's levels.json."""
-    return np.asarray(levels["levels"][0]["labels"], dtype=np.int64)
+    """Coarse label of every fine class (the dataset's configured coarse level), [] without one."""
+    return coarse_labels(levels)[1] if "coarse" in levels else np.zeros(0, dtype=np.int64)
 
 
 def build_loaders(spec: dict, data_path, levels: dict, seed: int, device, threads: int):
-    """Return (loaders dict, num_classes). loaders: train, val, test, train_eval, label_sets."""
-    if spec["source"]["kind"] == "image_folder":
+    """Return (loaders dict, num_classes). loaders: train, val, test, train_eval, label_sets, and
+    transforms {train, eval}: a description of exactly what each loader applies (for provenance)."""
+    if spec["source"]["kind"] not in IN_MEMORY_KINDS:
         return _image_folder_loaders(spec, data_path, levels, seed, device, threads)
     arrays = load_arrays(data_path)
     if [str(c) for c in arrays["class_names"]] != list(levels["class_order"]):
@@ -30,26 +34,71 @@ def build_loaders(spec: dict, data_path, levels: dict, seed: int, device, thread
     return _in_memory_loaders(spec, arrays, levels, seed, device)
 
 
+def drops_last_batch(n_train: int, batch_size: int) -> bool:
+    """Training drops its last partial batch, so BatchNorm never sees a batch of one; a training set
+    smaller than one batch (a pilot run, a tiny dataset) is instead trained on as one whole batch."""
+    if n_train < 2:
+        raise ValueError(f"the training split has {n_train} image(s); BatchNorm needs at least 2 per batch")
+    return n_train >= batch_size
+
+
 def _in_memory_loaders(spec, arrays, levels, seed, device):
     coarse = spec["label_level"] == "coarse"
     to_coarse = coarse_of_fine(levels)
+    if coarse:
+        check_coarse_labels(arrays, to_coarse)
     labels = {split: (to_coarse[arrays[f"{split}_labels"]] if coarse else arrays[f"{split}_labels"])
               for split in ("train", "val", "test")}
-    num_classes = len(levels["levels"][0]["names"]) if coarse else len(levels["class_order"])
+    num_classes = len(coarse_labels(levels)[0]) if coarse else len(levels["class_order"])
     mean, std = channel_stats(arrays["train_images"])
     train = spec["train"]
+    augment = _in_memory_augment(train.get("augment", "crop_flip"))
 
     def loader(split, training):
-        # drop_last only while training: a last batch of one sample would break BatchNorm.
         return InMemoryLoader(arrays[f"{split}_images"], labels[split],
                               batch_size=train["batch_size"] if training else train.get("eval_batch_size", 512),
-                              shuffle=training, augment=training and train.get("augment", "crop_flip") != "none",
-                              mean=mean, std=std, drop_last=training, seed=seed, device=device)
+                              shuffle=training, augment=training and augment, mean=mean, std=std,
+                              drop_last=training and drops_last_batch(len(labels[split]), train["batch_size"]),
+                              seed=seed, device=device)
 
     loaders = {"train": loader("train", True), "val": loader("val", False), "test": loader("test", False),
                "train_eval": loader("train", False),
-               "label_sets": _label_sets({split: arrays[f"{split}_labels"] for split in ("train", "test")}, to_coarse)}
+               "label_sets": _label_sets({split: arrays[f"{split}_labels"] for split in ("train", "test")}, to_coarse),
+               "transforms": _in_memory_transforms(augment, arrays["train_images"].shape[1], mean, std)}
     return loaders, num_classes
+
+
+def _in_memory_augment(name: str) -> bool:
+    """train.augment as InMemoryLoader's flag: crop_flip = its reflect-pad-4 crop + flip, none = off."""
+    if name == "random_resized_crop_flip":
+        raise ValueError("train.augment random_resized_crop_flip is not supported for in-memory datasets "
+                         "(synthetic, CIFAR): use crop_flip or none")
+    if name not in ("crop_flip", "none"):
+        raise ValueError(f"unknown train.augment {name!r}; in-memory datasets take crop_flip or none")
+    return name == "crop_flip"
+
+
+def _in_memory_transforms(augment: bool, size: int, mean, std) -> dict:
+    """What InMemoryLoader applies, in words (it has no torchvision object to repr)."""
+    def triple(values):
+        return "(" + ", ".join(f"{v:.6g}" for v in values) + ")"
+
+    normalise = (f"Normalize(mean={triple(mean)}, std={triple(std)}) of [0, 1] pixels, the per-channel "
+                 "statistics of this dataset's own training split")
+    images = f"in-memory uint8 {size}x{size} images at native size (no resize): "
+    crop = (f"reflect-pad 4 then random {size}x{size} crop and horizontal flip (p=0.5) per image, drawn from "
+            "(seed, epoch); then " if augment else "no augmentation; ")
+    return {"train": images + crop + normalise, "eval": images + "no augmentation; " + normalise}
+
+
+def check_coarse_labels(arrays: dict, to_coarse: np.ndarray) -> None:
+    """The hierarchy's coarse level must reproduce the dataset's own coarse labels where it has them
+    (CIFAR-100's pickle `coarse_labels`): a wrong `coarse_level` would silently train other classes."""
+    for split in ("train", "val", "test"):
+        key = f"{split}_labels_coarse"
+        if key in arrays and not np.array_equal(to_coarse[arrays[f"{split}_labels"]], arrays[key]):
+            raise ValueError(f"the hierarchy's coarse level disagrees with the dataset's own coarse labels ({key}); "
+                             "check datasets.<name>.hierarchy.coarse_level")
 
 
 def _label_sets(fine_labels: dict, to_coarse) -> dict:
@@ -57,19 +106,21 @@ def _label_sets(fine_labels: dict, to_coarse) -> dict:
     sets = {}
     for split, fine in fine_labels.items():
         fine = np.asarray(fine, dtype=np.int64)
-        sets.update({f"{split}_labels_fine": fine, f"{split}_labels_coarse": to_coarse[fine]})
+        sets[f"{split}_labels_fine"] = fine
+        if len(to_coarse):  # a dataset without a coarse level has fine labels only
+            sets[f"{split}_labels_coarse"] = to_coarse[fine]
     return sets
 
 
 class EpochSeededLoader:
-    """Wraps a DataLoader: set_epoch reseeds its shuffling from (seed, epoch); batches move to the device."""
+    """Wraps an image_folder_loader: set_epoch picks the epoch its EpochSampler (and so the order and
+    the augmentation) uses; batches move to the device."""
 
-    def __init__(self, loader, seed, device):
-        self.loader, self.seed, self.device = loader, seed, device
-        self.set_epoch(0)
+    def __init__(self, loader, device):
+        self.loader, self.device = loader, device
 
     def set_epoch(self, epoch: int) -> None:
-        self.loader.generator.manual_seed(self.seed * 100_003 + epoch)
+        self.loader.sampler.set_epoch(epoch)
 
     def __len__(self):
         return len(self.loader)
@@ -80,27 +131,32 @@ class EpochSeededLoader:
 
 
 def _image_folder_loaders(spec, manifest_path, levels, seed, device, threads):
-    from featgeom.data.imagefolder import image_folder_dataset, image_folder_loader
+    from featgeom.data.imagefolder import build_transform, image_folder_loader, manifest_dataset
 
     manifest = read_json(manifest_path)
     recipe, train = spec["source"]["recipe"], spec["train"]
     workers = min(train.get("num_workers", 4), threads)
     if spec["label_level"] == "coarse":
         raise ValueError("label_level coarse is implemented for in-memory datasets only (synthetic, CIFAR)")
+    # Resolved specs carry both keys; the fallbacks are the same recipe defaults, for hand-written specs.
+    augment, size = train.get("augment", RECIPE_AUGMENT.get(recipe)), train.get("image_size", DEFAULT_IMAGE_SIZE)
+    transforms = {name: build_transform(recipe, augment, size, train=name == "train") for name in ("train", "eval")}
     order = levels["class_order"]
     # "train" (eval transforms) feeds collapse metrics and feature dumps; "train_aug" feeds SGD.
-    datasets = {split: image_folder_dataset(manifest["root"], split, train=False, recipe=recipe, class_order=order)
+    datasets = {split: manifest_dataset(manifest, split, order, transforms["eval"], seed)
                 for split in ("train", "val", "test")}
-    datasets["train_aug"] = image_folder_dataset(manifest["root"], "train", train=True, recipe=recipe,
-                                                 class_order=order)
+    datasets["train_aug"] = manifest_dataset(manifest, "train", order, transforms["train"], seed)
 
     def loader(name, training):
         batch = train["batch_size"] if training else train.get("eval_batch_size", 256)
+        drop_last = training and drops_last_batch(len(datasets[name]), batch)
         return EpochSeededLoader(image_folder_loader(datasets[name], batch, shuffle=training, num_workers=workers,
-                                                     pin_memory=device.type == "cuda", drop_last=training),
-                                 seed, device)
+                                                     pin_memory=device.type == "cuda", drop_last=drop_last,
+                                                     seed=seed),
+                                 device)
 
     label_sets = _label_sets({split: datasets[split].targets for split in ("train", "test")}, coarse_of_fine(levels))
     loaders = {"train": loader("train_aug", True), "val": loader("val", False), "test": loader("test", False),
-               "train_eval": loader("train", False), "label_sets": label_sets}
+               "train_eval": loader("train", False), "label_sets": label_sets,
+               "transforms": {name: repr(transform) for name, transform in transforms.items()}}
     return loaders, len(order)

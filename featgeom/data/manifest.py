@@ -1,39 +1,127 @@
 """Check an image-folder dataset on disk without importing torch: root/{train,val,test}/<class>/<images>.
 
-Class order = sorted folder names, as torchvision's ImageFolder assigns indices.
+Class order = sorted folder names, as torchvision's ImageFolder assigns indices. Every image is
+decoded once here, so a truncated or foreign file fails this step (naming all such files) rather
+than a training job hours later. The manifest lists the files that were checked; training reads
+exactly those.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 SPLITS = ("train", "val", "test")
+SHOW_BAD = 20  # bad files named in the error; the rest are counted
+CHUNK = 256  # images per decoding task: one future per image would cost ~1 KB each on 500k-image datasets
 
 
-def _count_images(folder: Path) -> int:
-    return sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+def verify_image_folder(root, max_per_class: int | None = None, workers: int | None = None) -> dict:
+    """Manifest {root, classes, counts, max_per_class, files}; ValueError naming what is missing,
+    inconsistent or undecodable.
 
-
-def verify_image_folder(root) -> dict:
-    """Manifest {root, classes, counts per split}; ValueError naming what is missing or inconsistent."""
+    files: {split: [[path relative to root, class name], ...]} in ImageFolder order (classes
+    sorted, files sorted), keeping the first `max_per_class` files of each class in each split
+    (None = all). counts: images per split in `files`. Images are decoded by `workers` threads
+    (default os.cpu_count()).
+    """
     root = Path(root)
+    if max_per_class is not None and (type(max_per_class) is not int or max_per_class < 1):
+        raise ValueError(f"max_per_class must be a positive integer or None, got {max_per_class!r}")
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder {root} does not exist: place the dataset as "
                                 f"{root}/{{train,val,test}}/<class>/<images> (see README, 'Datasets')")
-    classes_per_split, counts = {}, {}
-    for split in SPLITS:
-        folder = root / split
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder} is missing (expected {root}/{{train,val,test}}/<class>/)")
-        classes_per_split[split] = sorted(p.name for p in folder.iterdir() if p.is_dir())
-        counts[split] = {c: _count_images(folder / c) for c in classes_per_split[split]}
-        empty = [c for c, n in counts[split].items() if n == 0]
-        if empty:
-            raise ValueError(f"{folder}: class folder(s) without images: {empty[:5]}")
-    reference = classes_per_split["train"]
+    listing = {split: _nonempty_split(root, split) for split in SPLITS}
+    _check_same_classes(root, listing)
+    files = {split: [[path, cls] for cls, paths in per_class.items() for path in paths[:max_per_class]]
+             for split, per_class in listing.items()}
+    _decode_all(root, [path for rows in files.values() for path, _ in rows], workers)
+    return {"root": str(root), "classes": list(listing["train"]),
+            "counts": {split: len(rows) for split, rows in files.items()},
+            "max_per_class": max_per_class, "files": files}
+
+
+def list_split(root, split: str) -> dict:
+    """{class: [image path relative to root, ...]} of root/<split>, classes and files in ImageFolder order."""
+    root = Path(root)
+    folder = root / split
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is missing (expected {root}/{{train,val,test}}/<class>/)")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    return {cls: _class_images(root, folder / cls) for cls in classes}
+
+
+def _nonempty_split(root: Path, split: str) -> dict:
+    per_class = list_split(root, split)
+    empty = [cls for cls, paths in per_class.items() if not paths]
+    if empty:
+        raise ValueError(f"{root / split}: class folder(s) without images: {empty[:5]}")
+    return per_class
+
+
+def _class_images(root: Path, folder: Path) -> list:
+    # The walk of torchvision's make_dataset: directories sorted by path, files sorted by name.
+    return [Path(dirpath, name).relative_to(root).as_posix()
+            for dirpath, _, names in sorted(os.walk(folder, followlinks=True))
+            for name in sorted(names) if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+
+
+def _check_same_classes(root: Path, listing: dict) -> None:
+    reference = list(listing["train"])
     for split in SPLITS[1:]:
-        if classes_per_split[split] != reference:
-            diff = sorted(set(reference) ^ set(classes_per_split[split]))
+        if list(listing[split]) != reference:
+            diff = sorted(set(reference) ^ set(listing[split]))
             raise ValueError(f"{root / split} and {root / 'train'} hold different classes, e.g. {diff[:5]}")
-    return {"root": str(root), "classes": reference,
-            "counts": {split: sum(c.values()) for split, c in counts.items()}}
+
+
+def _decode_all(root: Path, paths: list, workers: int | None) -> None:
+    """ValueError naming every image (the first SHOW_BAD, then a count) that PIL cannot decode.
+
+    Threads, not processes: Pillow releases the GIL while decoding, and threads need no pickling
+    or start-up of the whole path list.
+    """
+    chunks = [paths[start:start + CHUNK] for start in range(0, len(paths), CHUNK)]
+    with _strict_decoding(), ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+        problems = [problem for found in pool.map(partial(_chunk_problems, root), chunks) for problem in found]
+    if problems:
+        lines = [f"  {root / path}: {why}" for path, why in problems[:SHOW_BAD]]
+        if len(problems) > SHOW_BAD:
+            lines.append(f"  ... and {len(problems) - SHOW_BAD} more")
+        raise ValueError(f"{root}: {len(problems)} of {len(paths)} images cannot be decoded; "
+                         "replace or remove them:\n" + "\n".join(lines))
+
+
+def _chunk_problems(root: Path, paths: list) -> list:
+    """[(path, why)] of the images among `paths` (relative to root) that do not decode."""
+    return [(path, why) for path in paths if (why := _decode_problem(root / path)) is not None]
+
+
+def _decode_problem(path) -> str | None:
+    """None if PIL decodes the whole image at `path` to RGB, else why not (e.g. 'truncated (...)')."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image.convert("RGB")
+    except UnidentifiedImageError as err:
+        return f"not an image ({err})"
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... for damaged files
+        kind = "truncated" if "truncated" in str(err).lower() else "cannot be decoded"
+        return f"{kind} ({type(err).__name__}: {err})"
+    return None
+
+
+@contextmanager
+def _strict_decoding():
+    # With LOAD_TRUNCATED_IMAGES (a global some libraries set) PIL pads a truncated image with grey
+    # instead of raising: turn it off while checking, then restore whatever the caller had.
+    saved = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = saved
