@@ -53,8 +53,12 @@ class HAFrameLoss(nn.Module):
         self.alpha = float(alpha)
 
     def cosine_term(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        # F.cosine_similarity (eps 1e-8) as in the official GeneralSquareCosineSimilarityLoss
-        cos = F.cosine_similarity(features.float().unsqueeze(1), self.frame_weight.unsqueeze(0), dim=2)  # [B, K]
+        # The official GeneralSquareCosineSimilarityLoss calls F.cosine_similarity on broadcast [B, K, d]
+        # tensors (1 GB per step at iNat's B=256, K=d=1010); its documented formula
+        # x.y / max(|x| |y|, 1e-8) is computed here as one [B, K] product instead.
+        features = features.float()
+        norms = features.norm(dim=1, keepdim=True) * self.frame_weight.norm(dim=1)
+        cos = features @ self.frame_weight.T / norms.clamp_min(1e-8)  # [B, K]
         target = self.similarity[labels]  # row y_b of the symmetric S = S[:, y_b]
         return (cos - target).square().sum() / features.shape[0]
 

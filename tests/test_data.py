@@ -349,3 +349,13 @@ def test_cifar100_lt_from_the_pooled_official_train_set_has_10847_images():
     assert len(longtail["train_labels"]) == 10_847
     assert len(longtail["val_labels"]) == 5_000 and len(longtail["test_labels"]) == 200  # unchanged
     assert len(make_longtail(arrays, rho=100, seed=0)["train_labels"]) < 10_847  # 45k split alone: n_max = 450
+
+
+def test_coarse_level_must_group_classes_as_the_datasets_coarse_labels():
+    from featgeom.data.loaders import check_coarse_labels
+
+    fine = np.arange(10)
+    level = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4])  # the hierarchy numbers nodes by first appearance
+    check_coarse_labels({"train_labels": fine, "train_labels_coarse": (level + 3) % 5}, level)  # same grouping
+    with pytest.raises(ValueError, match="groups the classes differently .*train_labels_coarse"):
+        check_coarse_labels({"train_labels": fine, "train_labels_coarse": fine // 5}, level)

@@ -110,3 +110,15 @@ def test_build_loss_names_and_cone_angle():
         build_loss({"name": "focal"})
     with pytest.raises(ValueError, match="similarity"):
         build_loss({"name": "haframe", "alpha": 0.5}, frame=w)
+
+
+def test_haframe_cosine_term_equals_the_official_broadcast_form():
+    # The official loss calls F.cosine_similarity on [B, K, d] broadcasts; ours is one [B, K] product.
+    torch.manual_seed(0)
+    weight = F.normalize(torch.randn(50, 50), dim=1)
+    similarity = weight @ weight.T
+    features, labels = torch.randn(16, 50), torch.randint(0, 50, (16,))
+    official = F.cosine_similarity(features.unsqueeze(1), weight.unsqueeze(0), dim=2)
+    expected = (official - similarity[labels]).square().sum() / 16
+    got = HAFrameLoss(weight.numpy(), similarity.numpy(), alpha=0.4).cosine_term(features, labels)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)

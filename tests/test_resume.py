@@ -195,3 +195,37 @@ def test_image_folder_epoch_depends_only_on_seed_and_epoch(image_inputs):
     for batches in (after_earlier, in_process):  # same order and the same crops and flips
         assert all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(fresh, batches))
     assert len(fresh) == 6 and not torch.equal(torch.cat([x for x, _ in fresh]), torch.cat([x for x, _ in other_epoch]))
+
+
+def test_kill_after_the_last_epoch_keeps_the_checkpoint_and_retrains_nothing(inputs, tmp_path, monkeypatch):
+    clean, killed = outputs(tmp_path / "clean"), outputs(tmp_path / "killed")
+    run_training(spec(), 0, inputs, clean)
+
+    def killed_while_finishing(*args, **kwargs):
+        raise KeyboardInterrupt("killed between the last epoch and the job's end")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("featgeom.runner.write_provenance", killed_while_finishing)
+        with pytest.raises(KeyboardInterrupt):
+            run_training(spec(), 0, inputs, killed)
+    assert (tmp_path / "killed" / "last_checkpoint.pt").exists()  # the outputs were not complete yet
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was retrained")
+
+    monkeypatch.setattr(train_module, "train_one_epoch", no_training)
+    run_training(spec(), 0, inputs, killed)
+    assert not (tmp_path / "killed" / "last_checkpoint.pt").exists()
+    assert np.load(clean["test_logits"])["scores"].tobytes() == np.load(killed["test_logits"])["scores"].tobytes()
+    assert read_json(killed["provenance"])["config"]["seed"] == 0
+
+
+def test_collapse_curves_only_for_the_configured_seeds(inputs, tmp_path):
+    curve_spec = spec()
+    curve_spec["train"]["collapse_seeds"] = [1]
+    epochs = {}
+    for seed in (0, 1):
+        run = outputs(tmp_path / f"s{seed}")
+        run_training(curve_spec, seed, inputs, run)
+        epochs[seed] = [h["epoch"] for h in read_json(run["collapse"])["history"]]
+    assert epochs == {0: [4], 1: [2, 4]}  # every seed keeps its final collapse metrics

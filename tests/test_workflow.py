@@ -1,5 +1,6 @@
 """The Snakemake workflow: lint, dry-run of the papers' DAG, and the whole demo DAG on tiny data."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,8 @@ def test_papers_dag_resolves_without_datasets(tmp_path, config_args):
     result = snakemake("-n", "--quiet", "rules", *config_args, "--directory", str(tmp_path))
     out = result.stdout + result.stderr
     for rule in ("train", "crm", "score", "probe", "table", "tsne", "muller", "nc_curves",
-                 "prepare_cifar", "verify_image_folder", "make_longtail", "hierarchy", "dump_features"):
+                 "prepare_cifar", "verify_image_folder", "make_longtail", "hierarchy", "dump_features",
+                 "prepare_fgvc_aircraft", "fetch_imagenet_weights", "haframe_s_min"):
         assert f"\n{rule} " in out, f"rule {rule} missing from the papers' DAG:\n{out}"
 
 
@@ -62,7 +64,8 @@ def test_demo_tables_have_every_method_and_metric(tiny_run):
     main = pd.read_csv(tiny_run / "tables" / "main.csv")
     assert list(main.columns) == ["experiment", "model_type", "method", "metric", "mean", "ci95", "n_seeds"]
     assert set(main["method"]) == {"ce_t1", "crm_t1", "haframe"}
-    assert set(main["metric"]) == {"top1", "mistake_severity", "hierdist@1", "hierdist@5", "hierdist@20"}
+    # 12 classes: HierDist@20 is computed at k = 12 and named so
+    assert set(main["metric"]) == {"top1", "mistake_severity", "hierdist@1", "hierdist@5", "hierdist@12"}
     assert (main["n_seeds"] == 2).all()
     assert "±" in (tiny_run / "tables" / "main.md").read_text()
     probe = pd.read_csv(tiny_run / "tables" / "coarse_fine.csv")
@@ -79,6 +82,43 @@ def test_demo_figures_are_written(tiny_run):
         png = tiny_run / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (tiny_run / "figures" / f"{name}.pdf").stat().st_size > 1000
+
+
+def _edit_and_run(path, edit, workdir):
+    """Apply `edit` to a finished project's file, run the workflow, then restore bytes and mtime."""
+    original, stat = path.read_bytes(), path.stat()
+    path.write_text(edit(path.read_text()))
+    try:
+        return snakemake("--cores", "1", "--configfile", str(REPO / "tests/data/tiny.yaml"), "--directory",
+                         str(workdir), check=False)
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _asymmetric(text):
+    lines = text.splitlines()
+    cells = lines[1].split(",")
+    cells[2] = "3"  # row 0, column 1: siblings made distance 3 one way only
+    return "\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n"
+
+
+def _duplicate_leaf(text):
+    lines = text.splitlines()
+    return "\n".join(lines + [lines[-1]]) + "\n"
+
+
+@pytest.mark.parametrize("name, edit, message", [
+    ("hierarchy/distances.csv", _asymmetric, "not symmetric"),
+    ("data/paths.csv", _duplicate_leaf, "duplicate leaf"),
+])
+def test_bad_hierarchy_edit_stops_before_any_job_and_deletes_nothing(tiny_run, name, edit, message):
+    finished = sorted(p for p in tiny_run.rglob("*") if p.is_file())
+    result = _edit_and_run(tiny_run / name, edit, tiny_run.parent.parent)
+    assert result.returncode != 0 and message in result.stdout + result.stderr
+    assert str(tiny_run / name) in result.stdout + result.stderr or name in result.stdout + result.stderr
+    assert "Building DAG" not in result.stdout + result.stderr  # stopped at parse time, before any job
+    assert sorted(p for p in tiny_run.rglob("*") if p.is_file()) == finished
 
 
 def test_rerun_has_nothing_to_do(tiny_run):

@@ -92,13 +92,17 @@ def _in_memory_transforms(augment: bool, size: int, mean, std) -> dict:
 
 
 def check_coarse_labels(arrays: dict, to_coarse: np.ndarray) -> None:
-    """The hierarchy's coarse level must reproduce the dataset's own coarse labels where it has them
-    (CIFAR-100's pickle `coarse_labels`): a wrong `coarse_level` would silently train other classes."""
+    """The hierarchy's coarse level must group the fine classes as the dataset's own coarse labels do
+    (CIFAR-100's pickle `coarse_labels`): a wrong `coarse_level` would silently train other classes.
+    Only the grouping must agree; the hierarchy numbers its nodes in order of first appearance."""
     for split in ("train", "val", "test"):
         key = f"{split}_labels_coarse"
-        if key in arrays and not np.array_equal(to_coarse[arrays[f"{split}_labels"]], arrays[key]):
-            raise ValueError(f"the hierarchy's coarse level disagrees with the dataset's own coarse labels ({key}); "
-                             "check datasets.<name>.hierarchy.coarse_level")
+        if key not in arrays:
+            continue
+        pairs = np.unique(np.stack([to_coarse[arrays[f"{split}_labels"]], arrays[key]]), axis=1)
+        if not len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1]:
+            raise ValueError(f"the hierarchy's coarse level groups the classes differently from the dataset's own "
+                             f"coarse labels ({key}); check datasets.<name>.hierarchy.coarse_level")
 
 
 def _label_sets(fine_labels: dict, to_coarse) -> dict:
