@@ -5,7 +5,8 @@ import torch
 
 from featgeom.data.gpu_loader import (InMemoryLoader, channel_stats, crop_and_flip, epoch_generator,
                                       plain_dataloader)
-from featgeom.data.imagefolder import (check_class_order, image_folder_dataset, image_folder_loader)
+from featgeom.data.imagefolder import build_transform, check_class_order, image_folder_loader, manifest_dataset
+from featgeom.data.manifest import list_split
 
 
 def _random_images(n=50, seed=0):
@@ -159,6 +160,15 @@ def image_root(tmp_path):
             pixels = rng.integers(0, 256, size=(40 + 10 * i, 60, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(folder / f"img{i}.{ext}")
     return tmp_path
+
+
+def image_folder_dataset(root, split, train, recipe, size=224, class_order=("v-A320", "v-B737")):
+    """The training path's dataset: a manifest of root/<split> with the recipe's published augmentation."""
+    per_class = list_split(root, split)
+    manifest = {"root": str(root), "classes": list(per_class),
+                "files": {split: [[path, cls] for cls, paths in per_class.items() for path in paths]}}
+    augment = {"fgvc": "crop_flip"}.get(recipe, "random_resized_crop_flip")
+    return manifest_dataset(manifest, split, list(class_order), build_transform(recipe, augment, size, train))
 
 
 @pytest.mark.parametrize("recipe", ["fgvc", "inat", "imagenet"])

@@ -30,9 +30,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import transforms as T
 
-from featgeom.config import RECIPE_AUGMENT
 from featgeom.data.gpu_loader import epoch_generator
-from featgeom.data.manifest import list_split
 
 NORMALISATION = {  # (mean, std), copied from MBM's transforms.py
     "fgvc": ((0.4880712, 0.5191783, 0.54383063), (0.21482512, 0.20683703, 0.23937796)),
@@ -133,20 +131,6 @@ def manifest_dataset(manifest: dict, split: str, class_order, transform, seed: i
                          "version): rerun its verify_image_folder rule")
     check_class_order(manifest["classes"], class_order, where=f"{manifest['root']} (manifest)")
     return ManifestDataset(manifest["root"], manifest["files"][split], class_order, transform, seed)
-
-
-def image_folder_dataset(root, split: str, train: bool, recipe: str, size: int = 224, class_order=None,
-                         augment: str | None = None) -> ManifestDataset:
-    """Dataset of every image under root/<split>, without a manifest (e.g. for quick looks).
-
-    augment None = the recipe's own augmentation; `class_order`, if given, must equal the folder classes.
-    """
-    per_class = list_split(root, split)
-    if class_order is not None:
-        check_class_order(list(per_class), class_order, where=str(Path(root) / split))
-    transform = build_transform(recipe, augment or RECIPE_AUGMENT.get(recipe, "none"), size, train)
-    return ManifestDataset(root, [(path, cls) for cls, paths in per_class.items() for path in paths],
-                           list(per_class), transform)
 
 
 def check_class_order(dataset_classes, hierarchy_class_order, where: str = "dataset", show: int = 5) -> None:
