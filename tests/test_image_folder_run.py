@@ -56,6 +56,7 @@ def test_training_run_on_an_image_folder(tmp_path):
             "model": {"backbone": "convnet_small", "backbone_kwargs": {"width": 4}, "head": "type2", "frame": "haframe"},
             "loss": {"name": "haframe", "alpha": 0.5}, "frame": {"gamma": 1.0}, "crm_of": None, "longtail": None,
             "train": {"epochs": 2, "batch_size": 4, "eval_batch_size": 8, "num_workers": 0,
+                      "augment": "crop_flip", "image_size": 224,
                       "lr": {"backbone": 0.01, "head": 0.1, "classifier": 0.1}}}
     run = tmp_path / "run"
     run.mkdir()

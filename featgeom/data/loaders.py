@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from featgeom.config import DEFAULT_IMAGE_SIZE, IN_MEMORY_KINDS, RECIPE_AUGMENT
+from featgeom.config import IN_MEMORY_KINDS
 from featgeom.data.arrays import load_arrays
 from featgeom.data.gpu_loader import InMemoryLoader, channel_stats
 from featgeom.hierarchy_stage import coarse_labels
@@ -142,8 +142,8 @@ def _image_folder_loaders(spec, manifest_path, levels, seed, device, threads):
     workers = min(train.get("num_workers", 4), threads)
     if spec["label_level"] == "coarse":
         raise ValueError("label_level coarse is implemented for in-memory datasets only (synthetic, CIFAR)")
-    # Resolved specs carry both keys; the fallbacks are the same recipe defaults, for hand-written specs.
-    augment, size = train.get("augment", RECIPE_AUGMENT.get(recipe)), train.get("image_size", DEFAULT_IMAGE_SIZE)
+    # featgeom.config.resolve_train writes both out, with the recipe's published defaults.
+    augment, size = train["augment"], train["image_size"]
     transforms = {name: build_transform(recipe, augment, size, train=name == "train") for name in ("train", "eval")}
     order = levels["class_order"]
     # "train" (eval transforms) feeds collapse metrics and feature dumps; "train_aug" feeds SGD.

@@ -116,7 +116,9 @@ def check_hierarchies():
         check_hierarchy_files(configured_hierarchy_files(dataset), produced)
 
 
-check_hierarchies()
+# Only where the DAG is built: SLURM jobs re-parse this file and need not re-read every hierarchy.
+if workflow.is_main_process:
+    check_hierarchies()
 
 
 def train_counts(wildcards):
