@@ -18,6 +18,14 @@ DEFAULT_COARSE_LEVEL = {"cifar100": 4, "synthetic": 1}
 RECIPE_AUGMENT = {"fgvc": "crop_flip", "inat": "random_resized_crop_flip", "imagenet": "random_resized_crop_flip"}
 DEFAULT_IMAGE_SIZE = 224
 DEFAULT_RESOURCES = {"runtime": 24 * 60, "mem_mb": 16000}
+# Training runs sharing one GPU, per backbone, when the config does not say (benchmarks/bench_train_gpu.py):
+# a small-batch CIFAR step is bound by kernel launches, so several runs at once fill the GPU (H100: 4 ResNet-32
+# runs gave 2.27x one run's img/s, 3 WRN-28-8 runs 2.47x); a 224-px ResNet-50 run is bound by image decoding.
+DEFAULT_RUNS_PER_GPU = {"resnet32": 4, "resnet_cifar": 4, "wrn28_8": 3, "convnet_small": 8}
+# Train-block keys that set how fast a run goes, not what it computes: kept out of the run spec (and so out of
+# the checkpoint fingerprint and Snakemake's params), so changing them neither reruns nor refuses to resume a run.
+EXECUTION_KEYS = ("resources", "speed")
+DEFAULT_SPEED = {"channels_last": False, "compile": False, "cuda_graph": False}
 # torchvision's own file name for ResNet50_Weights.IMAGENET1K_V1 (the 8 hex digits are its sha256 prefix).
 IMAGENET_RESNET50_FILE = "resnet50-0676ba61.pth"
 _MAX_SCHEMA_ERRORS = 10
@@ -151,6 +159,26 @@ def resolve_run(config, dataset, experiment, method):
     }
 
 
+def resolve_execution(config, dataset, experiment, method) -> dict:
+    """How a run is executed (not what it computes): {'resources': runtime, mem_mb, runs_per_gpu; 'speed': ...}.
+
+    runs_per_gpu defaults per backbone (DEFAULT_RUNS_PER_GPU), else 1.
+    """
+    exp = config["datasets"][dataset]["experiments"][experiment]
+    spec = exp["methods"][method]
+    train = deep_merge(exp.get("train", {}), spec.get("train"))
+    backbone = (spec.get("model") or {}).get("backbone")
+    resources = {**DEFAULT_RESOURCES, "runs_per_gpu": DEFAULT_RUNS_PER_GPU.get(backbone, 1),
+                 **train.get("resources", {})}
+    return {"resources": resources, "speed": {**DEFAULT_SPEED, **train.get("speed", {})}}
+
+
+def gpu_percent(runs_per_gpu: int) -> int:
+    """Share of one GPU a training job books (Snakemake resource `gpu_percent`, 100 per GPU): floor(100/k),
+    so that exactly k jobs fit in 100 for k = 1..10."""
+    return 100 // runs_per_gpu
+
+
 def imagenet_weights_path(config) -> str:
     return f"{config.get('weights_root', 'data/pretrained')}/{IMAGENET_RESNET50_FILE}"
 
@@ -169,8 +197,8 @@ def resolve_train(train: dict, source: dict, config) -> dict:
     recipe = source.get("recipe")
     limits = config.get("limits") or {}
     out = {"augment": RECIPE_AUGMENT.get(recipe, "crop_flip"), "select": "best_val", "collapse_every": 0,
-           "collapse_seeds": [0], "schedule": "cosine_per_epoch", **train}
-    out["resources"] = {**DEFAULT_RESOURCES, **train.get("resources", {})}
+           "collapse_seeds": [0], "schedule": "cosine_per_epoch", "precision": "fp32",
+           **{k: v for k, v in train.items() if k not in EXECUTION_KEYS}}
     if source["kind"] not in IN_MEMORY_KINDS:
         size = train.get("image_size", DEFAULT_IMAGE_SIZE)
         out["image_size"] = min(size, limits["image_size"]) if "image_size" in limits else size

@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from featgeom.config import ConfigError, apply_limits, check_config, deep_merge, resolve_run, validate_schema
+from featgeom.config import (
+    ConfigError, apply_limits, check_config, deep_merge, gpu_percent, resolve_execution, resolve_run, validate_schema,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
@@ -120,7 +122,7 @@ def test_papers_recipes_resolve_as_published():
     assert fgvc["model"]["backbone_kwargs"] == {"weights_path": "data/pretrained/resnet50-0676ba61.pth"}
     lt = config["datasets"]["cifar100"]["experiments"]["longtail_r100"]["methods"]
     assert {repr(m["model"].get("backbone_kwargs")) for m in lt.values()} == {"{'width': 32}"}
-    assert resolve_run(config, "cifar100", "main", "haframe")["train"]["resources"]["runtime"] == 480
+    assert resolve_execution(config, "cifar100", "main", "haframe")["resources"]["runtime"] == 480
 
 
 def test_in_memory_data_refuses_image_folder_only_options():
@@ -148,3 +150,26 @@ def test_method_train_block_overrides_the_experiment():
     spec = resolve_run(config, "synthetic", "main", "haframe")
     assert spec["train"]["epochs"] == 7 and spec["train"]["batch_size"] == 32
     assert resolve_run(config, "synthetic", "main", "ce_t1")["train"]["epochs"] == 2
+
+
+def test_execution_settings_stay_out_of_the_run_spec():
+    """Speed and resources change how fast a run goes, not its result: the spec (fingerprint, Snakemake params)
+    must not see them, so changing them neither reruns finished runs nor refuses to resume."""
+    config = tiny()
+    before = resolve_run(config, "synthetic", "main", "ce_t1")
+    config["datasets"]["synthetic"]["experiments"]["main"]["train"]["speed"] = {"compile": True, "cuda_graph": True}
+    config["datasets"]["synthetic"]["experiments"]["main"]["train"]["resources"] = {"runtime": 5, "runs_per_gpu": 2}
+    assert resolve_run(config, "synthetic", "main", "ce_t1") == before
+    execution = resolve_execution(config, "synthetic", "main", "ce_t1")
+    assert execution["speed"] == {"channels_last": False, "compile": True, "cuda_graph": True}
+    assert execution["resources"]["runs_per_gpu"] == 2 and execution["resources"]["runtime"] == 5
+    assert before["train"]["precision"] == "fp32"
+
+
+def test_runs_per_gpu_defaults_per_backbone_and_books_a_fitting_share():
+    config = load("config/config.yaml")
+    assert resolve_execution(config, "cifar100", "main", "haframe")["resources"]["runs_per_gpu"] == 3      # WRN-28-8
+    assert resolve_execution(config, "cifar100", "longtail_r10", "ce")["resources"]["runs_per_gpu"] == 4   # ResNet-32
+    assert resolve_execution(config, "inaturalist19", "main", "ce_t1")["resources"]["runs_per_gpu"] == 1   # ResNet-50
+    for k in range(1, 11):
+        assert k * gpu_percent(k) <= 100 < (k + 1) * gpu_percent(k)

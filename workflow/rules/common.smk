@@ -102,8 +102,17 @@ def model_inputs(wildcards):
     return files
 
 
+def run_execution(wildcards):
+    return fg.resolve_execution(config, wildcards.dataset, wildcards.experiment, wildcards.method)
+
+
 def train_resource(key):
-    return lambda wildcards: run_spec(wildcards)["train"]["resources"][key]
+    return lambda wildcards: run_execution(wildcards)["resources"][key]
+
+
+def gpu_share(wildcards):
+    """The run's share of one GPU (`gpu_percent`; `--resources gpu_percent=100` = one GPU)."""
+    return fg.gpu_percent(run_execution(wildcards)["resources"]["runs_per_gpu"])
 
 
 def check_hierarchies():

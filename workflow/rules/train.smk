@@ -21,7 +21,7 @@ rule train:
         method=methods_regex(lambda spec: "crm_of" not in spec),
     threads: config.get("threads_per_run", 1)
     resources:
-        gpu=1,
+        gpu_percent=gpu_share,
         mem_mb=train_resource("mem_mb"),
         runtime=train_resource("runtime"),
     log:
@@ -68,7 +68,7 @@ rule dump_features:
         spec=run_spec,
     threads: config.get("threads_per_run", 1)
     resources:
-        gpu=1,
+        gpu_percent=gpu_share,
         mem_mb=train_resource("mem_mb"),
         runtime=60,
     log:
