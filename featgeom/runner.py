@@ -5,6 +5,7 @@ results/{dataset}/{experiment}/{method}/seed{seed}/.
 """
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from pathlib import Path
 
@@ -12,13 +13,16 @@ import numpy as np
 import torch
 
 from featgeom import collapse, frames
+from featgeom.data.gpu_loader import InMemoryLoader
 from featgeom.data.loaders import build_loaders
 from featgeom.hierarchy import read_distance_csv
+from featgeom.hierarchy_stage import level_table_of
 from featgeom.io import read_json, write_json, write_npz
 from featgeom.losses import build_loss
 from featgeom.models import build_model, param_groups
 from featgeom.models.backbones import build_backbone
 from featgeom.provenance import write_provenance
+from featgeom.step import StepOptions
 from featgeom.train import (
     CHECKPOINT_FORMAT, fit, load_best_checkpoint, predict, save_checkpoint, seed_everything, spec_fingerprint,
 )
@@ -32,9 +36,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: int = 1, log=None) -> None:
+def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: int = 1, log=None,
+                 speed: dict | None = None) -> None:
     """inputs: data (arrays .npz or image-folder manifest), distances, levels, s_min (HAFrame runs).
-    outputs: run_dir, test_logits, checkpoint, history, collapse, provenance."""
+    outputs: run_dir, test_logits, checkpoint, history, collapse, provenance.
+    speed: the execution speed options (featgeom.config.resolve_execution); they do not change results."""
     torch.set_num_threads(threads)
     device = resolve_device(spec["device"])
     seed_everything(seed)
@@ -43,19 +49,24 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     loaders, num_classes = build_loaders(spec, inputs["data"], levels, seed, device, threads)
     s_min = read_json(inputs["s_min"])["s_min"] if "s_min" in inputs else None
     frame, similarity = build_frame(spec, distances, num_classes, seed, s_min)
-    model = build_model(spec["model"], num_classes, frame).to(device)
-    loss_fn = build_loss(spec["loss"], frame=frame, similarity=similarity,
-                         scale=spec["model"].get("scale")).to(device)
+    table = per_level_table(spec, levels, inputs["levels"])
+    model = build_model(spec["model"], num_classes, frame, level_table=table).to(device)
+    loss_fn = build_loss(spec["loss"], frame=frame, similarity=similarity, scale=spec["model"].get("scale"),
+                         head=model.head, level_table=table).to(device)
     optimizer = torch.optim.SGD(param_groups(model, spec["train"]["lr"]), momentum=spec["train"].get("momentum", 0.9),
                                 weight_decay=spec["train"].get("weight_decay", 5e-4))
     resume_point = Path(outputs["run_dir"]) / "last_checkpoint.pt"
     measure = partial(measure_collapse, loader=loaders["train_eval"], similarity=similarity)
+    # In-memory batches all have one shape (the last partial batch is dropped): the step can be graph-captured.
+    static_batches = isinstance(loaders["train"], InMemoryLoader)
+    options = StepOptions.from_run(spec["train"], speed).applied(device, static_batches)
     state = fit(model, loss_fn, optimizer, loaders, fit_settings(spec["train"], seed), resume_point,
-                spec_fingerprint({**spec, "seed": seed}), measure_collapse=measure, log=log)
+                spec_fingerprint({**spec, "seed": seed}), measure_collapse=measure, log=log, options=options)
     model.load_state_dict(state.best_model)
     write_run_outputs(model, loaders, state, spec, outputs, frame, str(device))
     write_provenance(outputs["provenance"], {**spec, "seed": seed}, device=str(device),
-                     extra={"applied": {"transforms": loaders["transforms"], "haframe_s_min": s_min},
+                     extra={"applied": {"transforms": loaders["transforms"], "haframe_s_min": s_min,
+                                        "step": dataclasses.asdict(options)},
                             "pilot": spec.get("pilot")})
     # Only now is every output written: a kill before this line reruns from the final epoch's
     # checkpoint (no epoch is retrained); after it the resume point would only go stale.
@@ -67,6 +78,11 @@ def fit_settings(train: dict, seed: int) -> dict:
     every seed still gets its final collapse metrics."""
     curves = seed in train.get("collapse_seeds", [0])
     return {**train, "collapse_every": train.get("collapse_every", 0) if curves else 0}
+
+
+def per_level_table(spec: dict, levels: dict, source) -> np.ndarray | None:
+    """The [L, K] level x class table for models with one classifier per level (Flamingo, HAFeature)."""
+    return level_table_of(levels, str(source)) if spec["model"].get("level_heads") else None
 
 
 def build_frame(spec: dict, distances: np.ndarray, num_classes: int, seed: int, s_min: float | None = None):
@@ -138,8 +154,10 @@ def dump_features(spec: dict, seed: int, inputs: dict, features_path, threads: i
     torch.set_num_threads(threads)
     device = resolve_device(spec["device"])
     checkpoint = load_best_checkpoint(inputs["checkpoint"])
-    loaders, num_classes = build_loaders(spec, inputs["data"], read_json(inputs["levels"]), seed, device, threads)
-    model = build_model(spec["model"], num_classes, checkpoint["frame"])
+    levels = read_json(inputs["levels"])
+    loaders, num_classes = build_loaders(spec, inputs["data"], levels, seed, device, threads)
+    model = build_model(spec["model"], num_classes, checkpoint["frame"],
+                        level_table=per_level_table(spec, levels, inputs["levels"]))
     model.load_state_dict(checkpoint["model"])
     model.to(device)
     _, train_features, _ = predict(model, loaders["train_eval"])

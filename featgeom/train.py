@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from featgeom.io import atomic_path
+from featgeom.step import StepOptions, TrainStep
 
 CHECKPOINT_FORMAT = 1
 
@@ -56,21 +57,12 @@ def spec_fingerprint(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def train_one_epoch(model, loader, loss_fn, optimizer, progress) -> dict:
-    model.train()
-    total_loss, correct, seen = 0.0, 0, 0
+def train_one_epoch(step: TrainStep, loader, progress) -> dict:
+    step.model.train()
+    step.start_epoch()
     for images, labels in progress(loader):
-        logits, features = model(images)
-        loss = loss_fn(logits, features, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total_loss += loss.detach() * len(labels)
-        correct += (logits.detach().argmax(1) == labels).sum()
-        seen += len(labels)
-    if seen == 0:
-        raise ValueError("the training loader yielded no batch (batch_size larger than the training set with drop_last?)")
-    return {"train_loss": float(total_loss) / seen, "train_top1": 100.0 * float(correct) / seen}
+        step(images, labels)
+    return step.totals()
 
 
 @torch.no_grad()
@@ -154,22 +146,25 @@ def _restore(model, optimizer, checkpoint: dict) -> FitState:
 
 
 def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, fingerprint: str,
-        measure_collapse=None, log=None) -> FitState:
+        measure_collapse=None, log=None, options: StepOptions = StepOptions()) -> FitState:
     """Train for settings['epochs'], resuming from `checkpoint_path` when it exists.
 
     loaders: dict with 'train' (has set_epoch) and 'val'. measure_collapse(model) -> dict is
-    called every settings['collapse_every'] epochs and after the last epoch.
+    called every settings['collapse_every'] epochs and after the last epoch. `options` are the step
+    options that apply on this device (StepOptions.applied).
     """
     epochs, every = settings["epochs"], settings.get("collapse_every", 0)
     state = FitState()
     if checkpoint_path.exists():
         state = _restore(model, optimizer, load_checkpoint(checkpoint_path, fingerprint))
         _say(log, f"resumed from {checkpoint_path} after epoch {state.epoch}")
+    # Built after the restore: a graph-captured step binds the optimizer's (restored) momentum buffers.
+    step = TrainStep(model, loss_fn, optimizer, options, next(model.parameters()).device)
     for epoch in range(state.epoch, epochs):
         set_learning_rates(optimizer, lr_factor(settings.get("schedule", "cosine_per_epoch"), epoch, epochs))
         loaders["train"].set_epoch(epoch)
         bar = _progress_bar(log, epoch, epochs)
-        record = {"epoch": epoch + 1, **train_one_epoch(model, loaders["train"], loss_fn, optimizer, bar)}
+        record = {"epoch": epoch + 1, **train_one_epoch(step, loaders["train"], bar)}
         logits, _, labels = predict(model, loaders["val"])
         record["val_top1"] = 100.0 * float((logits.argmax(1) == labels).mean())
         _update_best(model, state, record, settings.get("select", "best_val"))

@@ -1,0 +1,134 @@
+"""The training step's options: the graph-safe SGD is torch's SGD, capturing does not train, bf16 and
+channels_last run and stay close to fp32, and what a run applied is recorded."""
+import copy
+
+import pytest
+import torch
+
+from featgeom.losses import CrossEntropyLoss
+from featgeom.models import build_model, param_groups
+from featgeom.step import GRAPH_WARMUP_STEPS, GraphSafeSGD, StepOptions, TrainStep
+
+MODEL = {"backbone": "convnet_small", "backbone_kwargs": {"width": 8}, "head": "type2"}
+LRS = {"backbone": 0.05, "head": 0.1, "classifier": 0.2}
+
+
+def model_and_sgd(seed=0):
+    torch.manual_seed(seed)
+    model = build_model(MODEL, num_classes=6)
+    return model, torch.optim.SGD(param_groups(model, LRS), momentum=0.9, weight_decay=5e-4)
+
+
+def batches(n, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    return [(torch.randn(8, 3, 16, 16, generator=gen), torch.randint(0, 6, (8,), generator=gen)) for _ in range(n)]
+
+
+def train(step, data, lr_factors):
+    """Two 'epochs' with different learning rates, as fit does: set lr, start_epoch, steps, totals."""
+    totals = []
+    for factor in lr_factors:
+        for group in step.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        step.model.train()
+        step.start_epoch()
+        for images, labels in data:
+            step(images, labels)
+        totals.append(step.totals())
+    return totals
+
+
+def replay_without_warmup(body, zero_grads):
+    def replay():
+        zero_grads()
+        body()
+    return replay
+
+
+def replay_on_cpu(body, zero_grads):
+    """What cuda_graph_capture does, minus the GPU: warm-up calls that really train, then a replay that
+    recomputes the gradients from scratch each call (a captured backward overwrites its gradients)."""
+    for _ in range(GRAPH_WARMUP_STEPS):
+        zero_grads()
+        body()
+    return replay_without_warmup(body, zero_grads)
+
+
+def test_graph_safe_sgd_is_torch_sgd():
+    """Same arithmetic; torch fuses p + (-lr) * buf where a device-tensor lr needs a multiply, then a subtract,
+    so the two agree to float32 rounding, not bit for bit (and training amplifies that: compare after 2 steps)."""
+    model_a, sgd_a = model_and_sgd()
+    model_b = copy.deepcopy(model_a)
+    sgd_b = torch.optim.SGD(param_groups(model_b, LRS), momentum=0.9, weight_decay=5e-4)
+    graph_sgd = GraphSafeSGD(sgd_b)
+    loss_fn = CrossEntropyLoss()
+    for i, (images, labels) in enumerate(batches(2)):
+        for sgd in (sgd_a, sgd_b):
+            for group in sgd.param_groups:
+                group["lr"] = group["base_lr"] * (1.0 if i == 0 else 0.3)
+        graph_sgd.sync_lr()
+        for model in (model_a, model_b):
+            model.zero_grad(set_to_none=True)
+            loss_fn(*model(images), labels).backward()
+        sgd_a.step()
+        graph_sgd.step()
+    for (name, a), b in zip(model_a.state_dict().items(), model_b.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    # its momentum buffers are the optimizer's: a checkpoint taken from sgd_b resumes an eager run
+    buffers_a = [s["momentum_buffer"] for s in sgd_a.state_dict()["state"].values()]
+    buffers_b = [s["momentum_buffer"] for s in sgd_b.state_dict()["state"].values()]
+    assert len(buffers_a) == len(buffers_b) > 0
+    for a, b in zip(buffers_a, buffers_b):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_graph_safe_sgd_refuses_what_it_does_not_implement():
+    model, _ = model_and_sgd()
+    with pytest.raises(ValueError, match="nesterov"):
+        GraphSafeSGD(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True))
+
+
+def test_capturing_does_not_train():
+    """Warm-up before capture runs real steps; they must be undone, or the captured run trains 3 extra steps."""
+    data = batches(5)
+    eager_model, eager_sgd = model_and_sgd()
+    eager = TrainStep(eager_model, CrossEntropyLoss(), eager_sgd, StepOptions(cuda_graph=True), "cpu",
+                      capture=replay_without_warmup)
+    captured_model, captured_sgd = model_and_sgd()
+    captured = TrainStep(captured_model, CrossEntropyLoss(), captured_sgd, StepOptions(cuda_graph=True), "cpu",
+                         capture=replay_on_cpu)
+    assert train(eager, data, [1.0, 0.5]) == train(captured, data, [1.0, 0.5])
+    for (name, a), b in zip(eager_model.state_dict().items(), captured_model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_captured_step_refuses_a_batch_of_another_shape():
+    model, sgd = model_and_sgd()
+    step = TrainStep(model, CrossEntropyLoss(), sgd, StepOptions(cuda_graph=True), "cpu", capture=replay_on_cpu)
+    images, labels = batches(1)[0]
+    step.start_epoch()
+    step(images, labels)
+    with pytest.raises(ValueError, match="batch of shape \\(3, 3, 16, 16\\), captured \\(8, 3, 16, 16\\)"):
+        step(images[:3], labels[:3])
+
+
+@pytest.mark.parametrize("options", [StepOptions(precision="bf16"), StepOptions(channels_last=True)])
+def test_bf16_and_channels_last_train_close_to_fp32(options):
+    data = batches(1)  # the first batch's loss is computed before any update: only the step's numerics differ
+    reference_model, reference_sgd = model_and_sgd()
+    reference = train(TrainStep(reference_model, CrossEntropyLoss(), reference_sgd, StepOptions(), "cpu"), data, [1.0])
+    model, sgd = model_and_sgd()
+    result = train(TrainStep(model, CrossEntropyLoss(), sgd, options, "cpu"), data, [1.0])
+    tolerance = 0.02 if options.precision == "bf16" else 1e-5
+    assert result[0]["train_loss"] == pytest.approx(reference[0]["train_loss"], rel=tolerance)
+    if options.channels_last:
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_graphs_apply_only_on_cuda_with_static_batches():
+    wanted = StepOptions(precision="bf16", channels_last=True, cuda_graph=True)
+    assert wanted.applied(torch.device("cpu"), static_batches=True) == StepOptions("bf16", True, False, False)
+    assert wanted.applied(torch.device("cuda"), static_batches=False).cuda_graph is False
+    assert wanted.applied(torch.device("cuda"), static_batches=True).cuda_graph is True
+    assert StepOptions.from_run({"precision": "bf16"}, {"compile": True}) == StepOptions("bf16", False, True, False)
