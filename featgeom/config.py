@@ -29,6 +29,7 @@ DEFAULT_SPEED = {"channels_last": False, "compile": False, "cuda_graph": False}
 # torchvision's own file name for ResNet50_Weights.IMAGENET1K_V1 (the 8 hex digits are its sha256 prefix).
 IMAGENET_RESNET50_FILE = "resnet50-0676ba61.pth"
 _MAX_SCHEMA_ERRORS = 10
+LEVEL_HEAD_LOSSES = ("flamingo", "hafeature")  # losses that train the model's per-level heads
 
 
 class ConfigError(ValueError):
@@ -283,6 +284,27 @@ def _check_method(where, exp, spec):
         raise ConfigError(f"{where}.frame.gamma is required for a HAFrame")
     if frame == "haframe" and exp.get("label_level", "fine") != "fine":
         raise ConfigError(f"{where}: a HAFrame is built over the leaves; use label_level fine")
+    _check_level_heads(where, exp, spec)
+
+
+def _check_level_heads(where, exp, spec) -> None:
+    """Flamingo / HAFeature: per-level classifiers (model.level_heads) and their loss come together."""
+    model, loss = spec["model"], spec["loss"]
+    level_heads = model.get("level_heads")
+    if loss["name"] in LEVEL_HEAD_LOSSES and level_heads != loss["name"]:
+        raise ConfigError(f"{where}.loss {loss['name']!r} needs model.level_heads: {loss['name']}")
+    if not level_heads:
+        return
+    if loss["name"] != level_heads:
+        raise ConfigError(f"{where}.model.level_heads {level_heads!r} needs loss name {level_heads!r}")
+    if model["head"] == "cosine_etf" or model.get("frame"):
+        raise ConfigError(f"{where}.model.level_heads needs a learnable trunk head (linear, type1_mlp or type2) "
+                          "without a frame")
+    if exp.get("label_level", "fine") != "fine":
+        raise ConfigError(f"{where}: per-level heads are trained on every level down to the leaves; use label_level fine")
+    if level_heads == "hafeature" and "dissimilar_from" not in loss:
+        raise ConfigError(f"{where}.loss.dissimilar_from is required for hafeature (first level of the margin term; "
+                          "official: CIFAR WRN 1, FGVC 2, iNat19 2, tiered 5)")
 
 
 def table_targets(config, dataset):

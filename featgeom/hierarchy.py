@@ -220,6 +220,49 @@ def level_labels(hierarchy: Hierarchy, class_order) -> list[tuple[list[str], np.
     return levels
 
 
+def level_table(labels_per_level, source: str = "levels") -> np.ndarray:
+    """int64 [L, K]: row l = the level-(l+1) label of every class, top level first, leaves last.
+
+    The per-level heads of Flamingo and HAFeature need it: row l of `table[:, y]` is the target of the
+    level-l head. The rows are `level_labels` output (levels.json): a leaf shallower than a level
+    stands for itself there, which gives the official level sizes (tiered [2, 5, ..., 607, 608]).
+    Raises HierarchyError naming `source` and the level when the rows do not form such a table.
+    """
+    rows = [np.asarray(labels, dtype=np.int64) for labels in labels_per_level]
+    if len(rows) < 2:
+        raise HierarchyError(f"{source}: {len(rows)} level(s); per-level heads need at least 2 (a flat "
+                             "hierarchy has no coarser level)")
+    k = len(rows[-1])
+    for depth, row in enumerate(rows, start=1):
+        _check_level_row(source, depth, row, k)
+    if not np.array_equal(rows[-1], np.arange(k)):
+        raise HierarchyError(f"{source}: the last level must label every class by itself (0..{k - 1} in class order)")
+    table = np.stack(rows)
+    for depth in range(1, len(rows)):
+        parent_of_child(table, depth - 1, source)  # raises unless level depth+1 refines level depth
+    return table
+
+
+def _check_level_row(source, depth, row, k) -> None:
+    if row.shape != (k,):
+        raise HierarchyError(f"{source}: level {depth} labels {row.shape[0] if row.ndim else 0} classes, "
+                             f"the leaf level {k}")
+    if row.min() < 0 or set(np.unique(row).tolist()) != set(range(int(row.max()) + 1)):
+        raise HierarchyError(f"{source}: level {depth} labels are not 0..n-1 without gaps")
+
+
+def parent_of_child(table: np.ndarray, level: int, source: str = "levels") -> np.ndarray:
+    """int64 [n_(level+1)]: the row-`level` parent of every node of row level+1 (0-based rows)."""
+    parents, children = table[level], table[level + 1]
+    parent = np.full(int(children.max()) + 1, -1, dtype=np.int64)
+    parent[children] = parents
+    two_parents = children[parent[children] != parents]
+    if two_parents.size:
+        raise HierarchyError(f"{source}: node(s) {_names(np.unique(two_parents))} of level {level + 2} sit under "
+                             f"two different nodes of level {level + 1}; the levels do not form a tree")
+    return parent
+
+
 # ---- reading hierarchies ---------------------------------------------------------------------------
 def _read_text(path) -> str:
     path = Path(path)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featgeom.hierarchy import (Hierarchy, HierarchyError, leaf_distances, level_labels, load_edges,
+from featgeom.hierarchy import (Hierarchy, HierarchyError, leaf_distances, level_labels, level_table, load_edges,
                                 load_paths_csv, read_distance_csv)
 
 
@@ -85,3 +85,8 @@ def coarse_labels(levels: dict) -> tuple[list[str], np.ndarray]:
     if "coarse" not in levels:
         raise ValueError("levels.json has no coarse level: set datasets.<name>.hierarchy.coarse_level")
     return levels["coarse"]["names"], np.asarray(levels["coarse"]["labels"], dtype=np.int64)
+
+
+def level_table_of(levels: dict, source: str = "levels.json") -> np.ndarray:
+    """int64 [L, K] level x class label table (see hierarchy.level_table) from a levels.json."""
+    return level_table([level["labels"] for level in levels["levels"]], source)

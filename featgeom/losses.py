@@ -3,22 +3,22 @@
 - CrossEntropyLoss: plain CE (optional label smoothing, for the Mueller et al. comparison).
 - HAFrameLoss: HAFrame `MixedLoss_CEandGeneralSCSL` with a fixed alpha.
 - HingeCrossEntropy: the MSC "hinge CE" (formula not published; two readings, see the class).
+- FlamingoLoss, HAFeatureLoss: the hierarchical baselines (featgeom/hierarchical_losses.py).
 """
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-LOSS_NAMES = ("ce", "haframe", "hinge_ce")
+from featgeom.hierarchical_losses import FlamingoLoss, HAFeatureLoss
+from featgeom.models.heads import FlamingoHead, HAFeatureHead
+from featgeom.tensors import as_float_tensor
+
+LOSS_NAMES = ("ce", "haframe", "hinge_ce", "flamingo", "hafeature")
 HINGE_MODES = ("hinge", "cone")
-
-
-def _as_float_tensor(array) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(array), dtype=torch.float32).clone()
 
 
 class CrossEntropyLoss(nn.Module):
@@ -42,7 +42,7 @@ class HAFrameLoss(nn.Module):
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"HAFrameLoss alpha must be in [0, 1] (loss = (1-alpha) CE + alpha cos-loss), got {alpha}")
-        weight, sim = _as_float_tensor(frame_weight), _as_float_tensor(similarity)
+        weight, sim = as_float_tensor(frame_weight), as_float_tensor(similarity)
         k = weight.shape[0]
         if sim.shape != (k, k):
             raise ValueError(
@@ -107,12 +107,14 @@ class HingeCrossEntropy(nn.Module):
         return torch.where(self.inside(logits, labels), ce.detach(), ce).mean()
 
 
-def build_loss(spec: dict, frame=None, similarity=None, scale: float | None = None) -> nn.Module:
+def build_loss(spec: dict, frame=None, similarity=None, scale: float | None = None, head=None,
+               level_table=None) -> nn.Module:
     """Loss from a config dict.
 
-    spec keys: name in {ce, haframe, hinge_ce}; ce: label_smoothing; haframe: alpha (needs frame and
-    similarity); hinge_ce: tau, mode (hinge | cone), cone_angle_deg (or cone_cos), scale (or the
-    `scale` argument, i.e. the model's cosine-head scale).
+    spec keys: name in {ce, haframe, hinge_ce, flamingo, hafeature}; ce: label_smoothing; haframe: alpha
+    (needs frame and similarity); hinge_ce: tau, mode (hinge | cone), cone_angle_deg (or cone_cos), scale
+    (or the `scale` argument, i.e. the model's cosine-head scale); flamingo / hafeature: the model's
+    per-level `head` and the [L, K] `level_table`; hafeature: dissimilar_from.
     """
     name = spec.get("name")
     if name == "ce":
@@ -124,11 +126,32 @@ def build_loss(spec: dict, frame=None, similarity=None, scale: float | None = No
             raise ValueError("loss 'haframe' needs `alpha` in the loss spec")
         return HAFrameLoss(frame, similarity, alpha=spec["alpha"])
     if name == "hinge_ce":
-        cone_cos = spec.get("cone_cos")
-        if "cone_angle_deg" in spec:
-            if cone_cos is not None:
-                raise ValueError("loss 'hinge_ce': give cone_angle_deg or cone_cos, not both")
-            cone_cos = math.cos(math.radians(spec["cone_angle_deg"]))
-        return HingeCrossEntropy(tau=spec.get("tau", 0.0), scale=spec.get("scale", scale), cone_cos=cone_cos,
-                                 mode=spec.get("mode", "hinge"))
+        return _hinge_loss(spec, scale)
+    if name in ("flamingo", "hafeature"):
+        return _hierarchical_loss(spec, head, level_table)
     raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(LOSS_NAMES)}")
+
+
+def _hinge_loss(spec: dict, scale: float | None) -> HingeCrossEntropy:
+    cone_cos = spec.get("cone_cos")
+    if "cone_angle_deg" in spec:
+        if cone_cos is not None:
+            raise ValueError("loss 'hinge_ce': give cone_angle_deg or cone_cos, not both")
+        cone_cos = math.cos(math.radians(spec["cone_angle_deg"]))
+    return HingeCrossEntropy(tau=spec.get("tau", 0.0), scale=spec.get("scale", scale), cone_cos=cone_cos,
+                             mode=spec.get("mode", "hinge"))
+
+
+def _hierarchical_loss(spec: dict, head, level_table) -> nn.Module:
+    name = spec["name"]
+    head_class = FlamingoHead if name == "flamingo" else HAFeatureHead
+    if not isinstance(head, head_class):
+        raise ValueError(f"loss {name!r} needs the model's {head_class.__name__} (model.level_heads: {name}), "
+                         f"got {type(head).__name__}")
+    if level_table is None:
+        raise ValueError(f"loss {name!r} needs the hierarchy's level x class table (level_table)")
+    if name == "flamingo":
+        return FlamingoLoss(head, level_table)
+    if "dissimilar_from" not in spec:
+        raise ValueError("loss 'hafeature' needs `dissimilar_from` (first level, 1 = top, of the margin term)")
+    return HAFeatureLoss(head, level_table, dissimilar_from=spec["dissimilar_from"])
