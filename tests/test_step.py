@@ -1,6 +1,9 @@
 """The training step's options: the graph-safe SGD is torch's SGD, capturing does not train, bf16 and
 channels_last run and stay close to fp32, and what a run applied is recorded."""
 import copy
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -132,3 +135,19 @@ def test_graphs_apply_only_on_cuda_with_static_batches():
     assert wanted.applied(torch.device("cuda"), static_batches=False).cuda_graph is False
     assert wanted.applied(torch.device("cuda"), static_batches=True).cuda_graph is True
     assert StepOptions.from_run({"precision": "bf16"}, {"compile": True}) == StepOptions("bf16", False, True, False)
+
+
+def test_gpu_benchmark_runs_small_on_cpu():
+    """benchmarks/bench_train_gpu.py in its CPU-sized setting: every requested row measured, sharing included."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train_gpu.py"
+    done = subprocess.run([sys.executable, str(script), "--small", "--options", "fp32,channels_last,cuda_graph",
+                           "--share", "1,2", "--steps", "2", "--warmup", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("convnet_small")]
+    options = {row[2]: float(row[3]) for row in rows if len(row) == 7}
+    assert set(options) == {"fp32", "channels_last", "cuda_graph"} and min(options.values()) > 0, done.stdout
+    shared = {int(row[2]): float(row[3]) for row in rows if len(row) == 6}
+    assert set(shared) == {1, 2} and min(shared.values()) > 0, done.stdout
+    cuda_graph_row = next(row for row in rows if len(row) == 7 and row[2] == "cuda_graph")
+    assert cuda_graph_row[-1] == "fp32", "on CPU the graph option does not apply, and the table must say so"
