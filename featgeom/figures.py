@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from featgeom import plots
+from featgeom.comparison import COMPARED, metric_label
 from featgeom.evaluation import load_features
 from featgeom.hierarchy_stage import coarse_labels
 from featgeom.io import read_json
@@ -81,3 +82,24 @@ def _sample_classes(labels, classes, max_per_class, seed=0):
 def muller_figure(feature_paths, levels: dict, path_stem, max_per_class=200, banner=None):
     return plots.plot_muller_panels([muller_panel(p, levels, max_per_class) for p in feature_paths], path_stem,
                                     banner=banner)
+
+
+def _mean_ci(mean, ci):
+    return None if np.isnan(mean) else (float(mean), float(ci))
+
+
+def paper_vs_ours_panels(frame) -> list:
+    """plots.plot_paper_vs_ours panels from a comparison.compare frame: one per metric, one entry per
+    (experiment, method); the experiment is named only when there are several."""
+    several = frame["experiment"].nunique() > 1
+    panels = []
+    for metric, part in frame.groupby("metric", sort=False):
+        entries = [(f"{r.experiment}/{r.method}" if several else r.method, _mean_ci(r.paper_mean, r.paper_ci),
+                    _mean_ci(r.ours_mean, r.ours_ci), bool(r.overlap) if r.status == COMPARED else None)
+                   for r in part.itertuples(index=False)]
+        panels.append((metric_label(metric), entries))
+    return panels
+
+
+def paper_vs_ours_figure(frame, path_stem, title="", banner=None):
+    return plots.plot_paper_vs_ours(paper_vs_ours_panels(frame), path_stem, title=title, banner=banner)

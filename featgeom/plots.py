@@ -287,3 +287,40 @@ def plot_nc_curves(curves, metrics, path_stem, log_metrics=("nc1",), banner=None
     handles, names = _unique_legend_entries(axes)
     fig.legend(handles, names, loc="outside lower center", ncol=min(max(len(names), 1), 5), frameon=False)
     return save_figure(fig, path_stem, banner=banner)
+
+
+# ----------------------------------------------------------------------------- paper vs ours
+
+_PAPER_STYLE = {"color": "black", "marker": "s", "label": "paper (mean ± 95% CI)"}
+_OURS_STYLE = {True: {"color": "tab:blue", "label": "ours, overlaps the paper"},
+               False: {"color": "tab:red", "label": "ours, does not overlap the paper"},
+               None: {"color": "tab:gray", "label": "ours, no published number"}}
+
+
+def _interval(ax, x, mean_ci, **style):
+    """A point with its 95% CI bar; a NaN CI (one seed) draws the point alone."""
+    mean, ci = mean_ci
+    ax.errorbar([x], [mean], yerr=None if np.isnan(ci) else [[ci], [ci]], capsize=3, linestyle="none",
+                markersize=5, **{"marker": "o", **style})
+
+
+def plot_paper_vs_ours(panels, path_stem, title="", banner=None, offset=0.18):
+    """One panel per metric; per method the paper's interval (left) beside ours (right), ours coloured by
+    whether the two overlap. panels: [(metric title, [(method, paper (mean, ci) | None, ours (mean, ci) | None,
+    overlap True | False | None)])]."""
+    fig, axes = _panel_grid(len(panels), panel_size=max(3.5, 0.45 * max(len(e) for _, e in panels)))
+    for ax, (metric_title, entries) in zip(axes, panels):
+        for x, (_, paper, ours, overlap) in enumerate(entries):
+            if paper is not None:
+                _interval(ax, x - offset, paper, **_PAPER_STYLE)
+            if ours is not None:
+                _interval(ax, x + offset, ours, **_OURS_STYLE[overlap])
+        ax.set_xticks(range(len(entries)), [method for method, *_ in entries], rotation=45, ha="right", fontsize=8)
+        ax.set_xlim(-0.6, len(entries) - 0.4)
+        ax.set_title(metric_title, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    if title and not banner:
+        fig.suptitle(title, fontsize=10)
+    handles, names = _unique_legend_entries(axes)
+    fig.legend(handles, names, loc="outside lower center", ncol=min(max(len(names), 1), 4), frameon=False)
+    return save_figure(fig, path_stem, banner=f"{banner}\n{title}" if banner and title else banner)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from featgeom import stats, tables
-from featgeom.io import read_json
+from featgeom.io import read_json, write_text
 
 RUN_PATH = re.compile(r"results/(?P<dataset>[^/]+)/(?P<experiment>[^/]+)/(?P<method>[^/]+)/seed(?P<seed>\d+)/")
 
@@ -118,3 +118,11 @@ def build_table(table: str, inputs: dict, experiments: dict, ddof: int = 0, bann
     summary = stats.summarise_runs(long, ddof=ddof)
     markdown, latex = render_table(table, summary, ddof, experiments, banner)
     return summary, markdown, latex
+
+
+def write_table_files(output, frame: pd.DataFrame, markdown: str, latex: str, title: str) -> None:
+    """A table rule's outputs: output.csv (full precision), .md, .tex and .html (what the report shows)."""
+    write_text(output.csv, frame.to_csv(index=False))
+    write_text(output.md, markdown)
+    write_text(output.tex, latex)
+    write_text(output.html, tables.markdown_to_html(markdown, title))

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from featgeom.stats import SUMMARY_COLUMNS, ci95_halfwidth, summarise_runs
-from featgeom.tables import MAIN_METRICS, latex_escape, render_latex, render_markdown
+from featgeom.tables import MAIN_METRICS, latex_escape, markdown_to_html, render_latex, render_markdown
 
 T_975_4DOF = 2.776445105  # scipy.stats.t.ppf(0.975, 4), as used by HAFrame's multiple_runs_eval.py
 
@@ -89,3 +89,14 @@ def test_one_table_per_experiment():
     two = pd.concat([runs(), runs().assign(experiment="other")])
     with pytest.raises(ValueError, match="one table per experiment"):
         render_markdown(summarise_runs(two), MAIN_METRICS, caption="x", digits=2)
+
+
+def test_html_rendering_of_a_markdown_table():
+    markdown = "> **PILOT RUN (seeds<=1)**\n\n" + render_markdown(summarise_runs(runs()), MAIN_METRICS, caption="A & B")
+    page = markdown_to_html(markdown.replace("| CE |", "| **CE** |"), title="cifar100: main")
+    assert page.startswith("<!DOCTYPE html>") and "<title>cifar100: main</title>" in page
+    assert '<p class="banner"><strong>PILOT RUN (seeds&lt;=1)</strong></p>' in page
+    assert "<p><strong>A &amp; B</strong></p>" in page
+    assert "<tr><th>Model</th><th>Method</th><th>Top-1</th>" in page
+    assert "<tr><td>Type-I</td><td><strong>CE</strong></td><td>72.00 ± 1.76</td>" in page
+    assert page.count("<tr>") == 4 and "<p><em>mean ± 95% CI half-width" in page

@@ -1,6 +1,8 @@
 """The Snakemake workflow: lint, dry-run of the papers' DAG, and the whole demo DAG on tiny data."""
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +84,43 @@ def test_demo_figures_are_written(tiny_run):
         png = tiny_run / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (tiny_run / "figures" / f"{name}.pdf").stat().st_size > 1000
+
+
+def test_demo_compares_with_the_paper_and_says_it_has_no_numbers(tiny_run):
+    comparison = pd.read_csv(tiny_run / "tables" / "paper_vs_ours.csv")
+    assert set(comparison["status"]) == {"no published number"}
+    assert set(comparison["method"]) == {"ce_t1", "crm_t1", "haframe"} and comparison["ours_mean"].notna().all()
+    assert "the paper has no numbers for this dataset" in (tiny_run / "tables" / "paper_vs_ours.md").read_text()
+    ablation = pd.read_csv(tiny_run / "tables" / "ablation.csv")
+    assert list(dict.fromkeys(ablation["method"])) == ["ce_t1", "ce_t2", "haframe_noloss", "haframe"]
+    assert set(ablation[ablation.method == "ce_t2"]["status"]) == {"not run; no published number"}
+    assert (tiny_run / "figures" / "paper_vs_ours.png").read_bytes()[:4] == b"\x89PNG"
+
+
+REPORT_TABLES = [f"results/synthetic/tables/{t}.html"
+                 for t in ("main", "coarse_fine", "longtail", "collapse", "paper_vs_ours", "ablation")]
+REPORT_FIGURES = [f"results/synthetic/figures/{f}.png" for f in ("tsne", "muller", "nc_curves", "paper_vs_ours")]
+
+
+def _report_variable(page, name):
+    """A JSON object the report page assigns in `var <name> = {...};`."""
+    return json.loads(re.search(rf"var {name} = (\{{.*?\}});\n", page).group(1))
+
+
+def test_report_holds_every_table_and_figure_with_captions(tiny_run, tmp_path):
+    report = tmp_path / "report.html"
+    snakemake("--report", str(report), "--configfile", str(REPO / "tests/data/tiny.yaml"),
+              "--directory", str(tiny_run.parent.parent))
+    page = report.read_text()
+    categories = _report_variable(page, "categories")
+    assert sorted(categories["synthetic"]["tables"]) == sorted(REPORT_TABLES)
+    assert sorted(categories["synthetic"]["figures"]) == sorted(REPORT_FIGURES)
+    results = _report_variable(page, "results")
+    for path in REPORT_TABLES:
+        assert "95% CI" in results[path]["caption"] and results[path]["mime_type"] == "text/html", path
+    assert all(results[path]["caption"] for path in REPORT_FIGURES)
+    embedded = results["results/synthetic/tables/paper_vs_ours.html"]["data_uri"].split("base64,")[1]
+    assert "<td>no published number</td>" in base64.b64decode(embedded).decode()
 
 
 def _edit_and_run(path, edit, workdir):

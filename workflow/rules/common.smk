@@ -6,6 +6,7 @@ import yaml
 
 import featgeom.config as fg
 from featgeom.hierarchy_stage import check_hierarchy_files
+from featgeom.published import PUBLISHED_FILE, check_published_names, read_published
 
 # Our validator instead of snakemake.utils.validate: it reports every error with its key path and
 # names misspelled keys ("did you mean"), where snakemake's stops at the first.
@@ -13,6 +14,7 @@ with open(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.y
     fg.validate_schema(config, yaml.safe_load(schema_file))
 config.update(fg.apply_limits(config))
 fg.check_config(config)
+check_published_names(config, read_published())
 
 NEVER = "(?!x)x"  # a regex that matches nothing, for a dataset kind absent from the config
 
@@ -162,11 +164,22 @@ def table_inputs(wildcards):
     return files
 
 
+def compares_with_paper(dataset):
+    """Datasets with a hierarchy experiment (a `main` table) get the paper-vs-ours table, figure and ablation."""
+    return "main" in fg.table_targets(config, dataset)
+
+
+def published_name(wildcards):
+    """The dataset's published counterpart (`published:`), None when the paper has no numbers for it."""
+    return config["datasets"][wildcards.dataset].get("published")
+
+
 def figure_names(dataset):
     figs = config["datasets"][dataset].get("figures", {})
     names = ["nc_curves"]
     names += ["tsne"] if "tsne_experiment" in figs else []
     names += ["muller"] if "muller_experiment" in figs else []
+    names += ["paper_vs_ours"] if compares_with_paper(dataset) else []
     return names
 
 
@@ -174,7 +187,8 @@ def all_targets():
     targets = []
     for dataset in config["datasets"]:
         tables = fg.table_targets(config, dataset) + ["collapse"]
-        targets += expand("results/{d}/tables/{t}.{ext}", d=dataset, t=tables, ext=["csv", "md", "tex"])
+        tables += ["paper_vs_ours", "ablation"] if compares_with_paper(dataset) else []
+        targets += expand("results/{d}/tables/{t}.{ext}", d=dataset, t=tables, ext=["csv", "md", "tex", "html"])
         targets += expand("results/{d}/figures/{f}.{ext}", d=dataset, f=figure_names(dataset), ext=["png", "pdf"])
         targets.append(f"results/{dataset}/hierarchy/distances.csv")
     return targets

@@ -1,5 +1,7 @@
-# Report stage (no torch): per-dataset tables (long-format CSV -> Markdown + LaTeX, mean +- 95% CI
-# over seeds) and figures (t-SNE, Mueller projection, neural-collapse curves).
+# Report stage (no torch): per-dataset tables (long-format CSV -> Markdown + LaTeX + HTML, mean +- 95% CI
+# over seeds), the paper-vs-ours comparison and ablation, and figures (t-SNE, Mueller projection,
+# neural-collapse curves). Outputs flagged report() make up `snakemake --report report.html`, one
+# category per dataset; captions in workflow/report/.
 
 
 rule table:
@@ -9,6 +11,8 @@ rule table:
         csv="results/{dataset}/tables/{table}.csv",
         md="results/{dataset}/tables/{table}.md",
         tex="results/{dataset}/tables/{table}.tex",
+        html=report("results/{dataset}/tables/{table}.html", caption="../report/table.rst", category="{dataset}",
+                    subcategory="tables", labels={"table": "{table}"}),
         provenance="results/{dataset}/tables/{table}.provenance.json",
     params:
         experiments=lambda wc: {e: config["datasets"][wc.dataset]["experiments"][e]
@@ -32,7 +36,8 @@ rule nc_curves:
                              for f in experiment_files(wc.dataset, name, "collapse.json",
                                                        methods=fg.trained_methods(exp), seeds=[0])],
     output:
-        png="results/{dataset}/figures/nc_curves.png",
+        png=report("results/{dataset}/figures/nc_curves.png", caption="../report/nc_curves.rst", category="{dataset}",
+                   subcategory="figures", labels={"figure": "nc_curves"}),
         pdf="results/{dataset}/figures/nc_curves.pdf",
         provenance="results/{dataset}/figures/nc_curves.provenance.json",
     params:
@@ -52,7 +57,8 @@ rule tsne:
         features=figure_features("tsne_experiment"),
         levels="results/{dataset}/hierarchy/levels.json",
     output:
-        png="results/{dataset}/figures/tsne.png",
+        png=report("results/{dataset}/figures/tsne.png", caption="../report/tsne.rst", category="{dataset}",
+                   subcategory="figures", labels={"figure": "tsne"}),
         pdf="results/{dataset}/figures/tsne.pdf",
         provenance="results/{dataset}/figures/tsne.provenance.json",
     params:
@@ -74,7 +80,8 @@ rule muller:
         features=figure_features("muller_experiment"),
         levels="results/{dataset}/hierarchy/levels.json",
     output:
-        png="results/{dataset}/figures/muller.png",
+        png=report("results/{dataset}/figures/muller.png", caption="../report/muller.rst", category="{dataset}",
+                   subcategory="figures", labels={"figure": "muller"}),
         pdf="results/{dataset}/figures/muller.pdf",
         provenance="results/{dataset}/figures/muller.provenance.json",
     params:
@@ -87,3 +94,54 @@ rule muller:
         "../../envs/featgeom.yaml"
     script:
         "../scripts/muller.py"
+
+
+rule paper_vs_ours:
+    input:
+        main="results/{dataset}/tables/main.csv",
+        published=str(PUBLISHED_FILE),
+    output:
+        csv="results/{dataset}/tables/paper_vs_ours.csv",
+        md="results/{dataset}/tables/paper_vs_ours.md",
+        tex="results/{dataset}/tables/paper_vs_ours.tex",
+        html=report("results/{dataset}/tables/paper_vs_ours.html", caption="../report/paper_vs_ours.rst",
+                    category="{dataset}", subcategory="tables", labels={"table": "paper_vs_ours"}),
+        png=report("results/{dataset}/figures/paper_vs_ours.png", caption="../report/paper_vs_ours_figure.rst",
+                   category="{dataset}", subcategory="figures", labels={"figure": "paper_vs_ours"}),
+        pdf="results/{dataset}/figures/paper_vs_ours.pdf",
+        provenance="results/{dataset}/tables/paper_vs_ours.provenance.json",
+    params:
+        published=published_name,
+        ddof=config.get("ci_ddof", 0),
+        pilot=fg.pilot_banner(config),
+    log:
+        "logs/{dataset}/tables/paper_vs_ours.log",
+    localrule: True
+    conda:
+        "../../envs/featgeom.yaml"
+    script:
+        "../scripts/paper_vs_ours.py"
+
+
+rule ablation:
+    input:
+        main="results/{dataset}/tables/main.csv",
+        published=str(PUBLISHED_FILE),
+    output:
+        csv="results/{dataset}/tables/ablation.csv",
+        md="results/{dataset}/tables/ablation.md",
+        tex="results/{dataset}/tables/ablation.tex",
+        html=report("results/{dataset}/tables/ablation.html", caption="../report/ablation.rst",
+                    category="{dataset}", subcategory="tables", labels={"table": "ablation"}),
+        provenance="results/{dataset}/tables/ablation.provenance.json",
+    params:
+        published=published_name,
+        ddof=config.get("ci_ddof", 0),
+        pilot=fg.pilot_banner(config),
+    log:
+        "logs/{dataset}/tables/ablation.log",
+    localrule: True
+    conda:
+        "../../envs/featgeom.yaml"
+    script:
+        "../scripts/ablation.py"
