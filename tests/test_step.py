@@ -151,3 +151,35 @@ def test_gpu_benchmark_runs_small_on_cpu():
     assert set(shared) == {1, 2} and min(shared.values()) > 0, done.stdout
     cuda_graph_row = next(row for row in rows if len(row) == 7 and row[2] == "cuda_graph")
     assert cuda_graph_row[-1] == "fp32", "on CPU the graph option does not apply, and the table must say so"
+
+
+def load_validate_bf16():
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "validate_bf16.py"
+    spec = importlib.util.spec_from_file_location("validate_bf16", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bf16_check_compares_each_mean_with_the_fp32_interval():
+    import pandas as pd
+    module = load_validate_bf16()
+    summary = pd.DataFrame([
+        ("main", "II", "haframe", "top1", 70.0, 0.5, 5), ("main_bf16", "II", "haframe", "top1", 70.4, 0.9, 5),
+        ("main", "II", "haframe", "mistake_severity", 2.0, 0.01, 5),
+        ("main_bf16", "II", "haframe", "mistake_severity", 2.05, 0.01, 5),
+    ], columns=["experiment", "model_type", "method", "metric", "mean", "ci95", "n_seeds"])
+    result = module.bf16_inside_fp32_ci(summary, "main").set_index("metric")
+    assert bool(result.loc["top1", "inside"]) and not bool(result.loc["mistake_severity", "inside"])
+
+
+def test_bf16_check_config_holds_the_experiment_twice():
+    import yaml
+    module = load_validate_bf16()
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "demo.yaml").read_text())
+    reduced = module.bf16_config(config, "synthetic", "main")
+    experiments = reduced["datasets"]["synthetic"]["experiments"]
+    assert list(reduced["datasets"]) == ["synthetic"] and list(experiments) == ["main", "main_bf16"]
+    assert experiments["main_bf16"]["train"]["precision"] == "bf16" and "precision" not in experiments["main"]["train"]
+    assert experiments["main_bf16"]["methods"] == experiments["main"]["methods"]
