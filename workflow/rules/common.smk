@@ -112,9 +112,20 @@ def train_resource(key):
     return lambda wildcards: run_execution(wildcards)["resources"][key]
 
 
+def runs_per_gpu(wildcards):
+    return run_execution(wildcards)["resources"]["runs_per_gpu"]
+
+
 def gpu_share(wildcards):
     """The run's share of one GPU (`gpu_percent`; `--resources gpu_percent=100` = one GPU)."""
-    return fg.gpu_percent(run_execution(wildcards)["resources"]["runs_per_gpu"])
+    return fg.gpu_percent(runs_per_gpu(wildcards))
+
+
+def gpu_group(wildcards):
+    """Under SLURM, runs that share a GPU are submitted together: group `gpu_share<k>`, whose
+    `group-components` (profiles/slurm) put k of them in one GPU job. Local runs ignore groups."""
+    k = runs_per_gpu(wildcards)
+    return f"gpu_share{k}" if k > 1 else None
 
 
 def check_hierarchies():

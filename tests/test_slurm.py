@@ -1,0 +1,258 @@
+"""`--profile slurm` (the README's cluster command): dry runs of the papers' DAG, and the tiny DAG through a real
+single-node SLURM (tools/slurm/start-local-slurm.sh) in both accounting settings.
+
+The cluster tests need root and apt (Debian packages, the munge user); they skip where the machine cannot run
+SLURM at all, and are marked `slurm` (deselect with `-m "not slurm"`).
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import featgeom.config as fg
+from test_workflow import REPO, SNAKEMAKE, snakemake
+
+TINY = REPO / "tests" / "data" / "tiny.yaml"
+PAPERS = REPO / "config" / "config.yaml"
+START, STOP = REPO / "tools" / "slurm" / "start-local-slurm.sh", REPO / "tools" / "slurm" / "stop-local-slurm.sh"
+# munged (user munge) reads its key there: not under pytest's root-only tmp folders
+LAB = Path("/tmp/featgeom-slurm-test")
+# one local core: a group's runs (run one after another by the plugin) are booked in series, as with
+# `--cores 8` and the papers' 8 threads per run
+ON_LOCAL_SLURM = ["--cores", "1", "--profile", "slurm", "--profile", str(REPO / "profiles" / "slurm-local")]
+
+
+def dry_run_jobs(*args, workdir):
+    """(rule, wildcards, resources) of every job `snakemake -n --profile slurm` lists."""
+    out = snakemake("-n", "--cores", "8", "--profile", "slurm", *args, "--directory", str(workdir)).stdout
+    jobs = []
+    for block in re.split(r"\n(?=\s*(?:local)?rule \w+:\n)", out):
+        head = re.match(r"\s*(?:local)?rule (\w+):\n", block)
+        if head:
+            fields = dict(re.findall(r"^\s+(wildcards|resources): (.*)$", block, flags=re.MULTILINE))
+            jobs.append((head[1], *(dict(kv.split("=", 1) for kv in fields[key].split(", ")) if key in fields else {}
+                                    for key in ("wildcards", "resources"))))
+    return jobs
+
+
+def test_profile_is_found_by_its_bare_name_from_the_repository_root():
+    assert (REPO / "slurm").resolve() == (REPO / "profiles" / "slurm").resolve()
+
+
+def test_papers_dag_asks_for_gpus_in_training_jobs_only(tmp_path):
+    jobs = dry_run_jobs("--configfile", str(PAPERS), workdir=tmp_path)
+    trains = [res for rule, _, res in jobs if rule == "train"]
+    assert trains and all(res["gres"] == "gpu:1" and res["slurm_partition"] == "gpu" for res in trains)
+    others = [(rule, res) for rule, _, res in jobs if rule != "train"]
+    assert {"dump_features", "probe", "score", "table"} <= {rule for rule, _ in others}
+    assert not [rule for rule, res in others if "gres" in res or "gpu" in res or res.get("slurm_partition") != "cpu"]
+
+
+def test_one_datasets_tables_rerun_only_that_dataset(tmp_path):
+    # README: snakemake --cores 8 --profile slurm results/cifar100/tables/{coarse_fine,longtail,main}.md
+    config = yaml.safe_load(PAPERS.read_text())
+    targets = [f"results/cifar100/tables/{table}.md" for table in fg.table_targets(config, "cifar100")]
+    jobs = dry_run_jobs(*targets, "--configfile", str(PAPERS), workdir=tmp_path)
+    assert {rule for rule, _, _ in jobs} >= {"train", "table", "prepare_cifar"}
+    assert {wildcards.get("dataset") for _, wildcards, _ in jobs} == {"cifar100"}
+
+
+def skip_unless_slurm_can_run():
+    if os.geteuid() != 0:
+        pytest.skip("a local SLURM needs root (munge user, /run/munge, apt-get)")
+    if not shutil.which("slurmctld") and not shutil.which("apt-get"):
+        pytest.skip("SLURM is not installed and there is no apt-get to install it")
+    conf = Path("/etc/slurm/slurm.conf")
+    if conf.exists() and not conf.is_symlink():
+        pytest.skip("this machine has its own SLURM (/etc/slurm/slurm.conf): the test cluster would replace it")
+
+
+def start_cluster(accounting):
+    env = {**os.environ, "SLURMLAB": str(LAB), "SLURMLAB_ACCOUNTING": accounting,
+           "SLURMLAB_MEM_MB": "64000", "SLURM_CONF": str(LAB / "etc" / "slurm.conf")}
+    result = subprocess.run([str(START)], env=env, capture_output=True, text=True)
+    if result.returncode != 0 and "apt-get install" in result.stderr and not shutil.which("slurmctld"):
+        pytest.skip(f"cannot install SLURM with apt-get: {result.stderr[-500:]}")
+    assert result.returncode == 0, result.stderr
+    return env
+
+
+@pytest.fixture(scope="module")
+def cluster_no_accounting():
+    skip_unless_slurm_can_run()
+    env = start_cluster("none")
+    yield env
+    subprocess.run([str(STOP)], env={**env, "SLURMLAB_PURGE": "1"}, check=True)
+
+
+@pytest.fixture
+def cluster_with_accounting():
+    skip_unless_slurm_can_run()
+    env = start_cluster("slurmdbd")
+    yield env
+    subprocess.run([str(STOP)], env={**env, "SLURMLAB_PURGE": "1"}, check=True)
+
+
+@pytest.mark.slurm
+def test_cancelled_training_job_resumes_from_its_checkpoint(cluster_with_accounting, tmp_path):
+    """First in this file: it stops its cluster before the module's no-accounting cluster starts.
+
+    With an accounting database (the plugin's default sacct status): scancel a training job after its first
+    epoch; Snakemake's retry (profile: retries 1) resumes it and it ends where an uninterrupted run does."""
+    config = yaml.safe_load(TINY.read_text())
+    dataset = config["datasets"]["synthetic"]
+    dataset.pop("figures")
+    main = dataset["experiments"]["main"]
+    dataset["experiments"] = {"main": {**main, "seeds": 1, "train": {**main["train"], "epochs": 12},
+                                       "methods": {"ce_t1": main["methods"]["ce_t1"]}}}
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(config))
+    target = "results/synthetic/main/ce_t1/seed0/test_logits.npz"
+    args = [target, "--configfile", str(tmp_path / "long.yaml")]
+    local = start_snakemake("--cores", "1", *args, workdir=tmp_path / "local")
+    run = start_snakemake(*ON_LOCAL_SLURM, *args, workdir=tmp_path / "slurm", env=cluster_with_accounting)
+    cancelled = cancel_training_after_first_epoch(run, tmp_path / "slurm" / Path(target).parent,
+                                                  cluster_with_accounting)
+    finish(run)
+    finish(local)
+
+    train_log = (tmp_path / "slurm" / Path(target).parent / "train.log").read_text()
+    assert re.search(r"resumed from .*last_checkpoint\.pt after epoch ([1-9]|1[01])\b", train_log), train_log
+    with np.load(tmp_path / "slurm" / target) as a, np.load(tmp_path / "local" / target) as b:
+        assert np.array_equal(a["scores"], b["scores"])
+    accounted = subprocess.run(["sacct", "-n", "-X", "-P", "-j", cancelled, "-o", "State,ReqTRES"],
+                               env=cluster_with_accounting, capture_output=True, text=True, check=True).stdout
+    assert accounted.startswith("CANCELLED") and "gres/gpu=1" in accounted
+
+
+def cancel_training_after_first_epoch(snakemake_process, run_dir, env, timeout=300):
+    """scancel the GPU job once the run has written its first epoch checkpoint; its SLURM job id."""
+    deadline = time.monotonic() + timeout
+    while not (run_dir / "last_checkpoint.pt").exists():
+        if snakemake_process.poll() is not None:
+            pytest.fail(f"snakemake ended before the run's first checkpoint:\n{snakemake_process.stdout.read()[-6000:]}")
+        assert time.monotonic() < deadline, "the training job wrote no checkpoint"
+        time.sleep(0.2)
+    running = [job for job in slurm_jobs(env) if job["partition"] == "gpu" and job["state"] == "RUNNING"]
+    assert len(running) == 1, running
+    subprocess.run(["scancel", running[0]["id"]], env=env, check=True)
+    return running[0]["id"]
+
+
+def profile_without_accounting(tmp_path):
+    """profiles/slurm with its documented no-accounting switch turned on (the two commented lines)."""
+    text = (REPO / "profiles" / "slurm" / "config.yaml").read_text()
+    switched = re.sub(r"^# (slurm-status-command: squeue|slurm-init-seconds-before-status-checks: \d+)", r"\1",
+                      text, flags=re.MULTILINE)
+    assert switched.count("\nslurm-") == text.count("\nslurm-") + 2, "the no-accounting switch is not in the profile"
+    (tmp_path / "slurm").mkdir()
+    (tmp_path / "slurm" / "config.yaml").write_text(switched)
+    return str(tmp_path / "slurm")
+
+
+def start_snakemake(*args, workdir, env=None):
+    return subprocess.Popen([*SNAKEMAKE, *args, "--directory", str(workdir)], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def finish(process):
+    out, _ = process.communicate()
+    assert process.returncode == 0, out[-6000:]
+    return out
+
+
+def slurm_jobs(env):
+    """Every job the cluster knows, finished ones included (MinJobAge 1 h)."""
+    fields = ["id", "partition", "state", "tres", "cpus", "mem", "limit", "comment"]
+    out = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%P|%T|%b|%C|%m|%l|%k"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return [dict(zip(fields, line.split("|"))) for line in out.splitlines()]
+
+
+def minutes(limit):
+    """squeue's time limit ([D-]HH:MM:SS) in minutes."""
+    days, _, clock = limit.rpartition("-")
+    hours, mins, _ = map(int, clock.split(":"))
+    return int(days or 0) * 1440 + hours * 60 + mins
+
+
+@pytest.fixture(scope="module")
+def tiny_through_slurm(cluster_no_accounting, tmp_path_factory):
+    """The tiny DAG through SLURM (no accounting database) and, meanwhile, on this machine."""
+    root = tmp_path_factory.mktemp("tiny_slurm")
+    local = start_snakemake("--cores", "1", "--configfile", str(TINY), workdir=root / "local")
+    started = time.monotonic()
+    log = finish(start_snakemake(*ON_LOCAL_SLURM[:3], profile_without_accounting(root), *ON_LOCAL_SLURM[4:],
+                                 "--configfile", str(TINY), workdir=root / "slurm", env=cluster_no_accounting))
+    wall = time.monotonic() - started
+    finish(local)
+    print(f"tiny DAG through SLURM: {wall:.0f} s, {log.count('has been submitted with SLURM jobid')} sbatch jobs")
+    return {"slurm": root / "slurm", "local": root / "local", "log": log, "jobs": slurm_jobs(cluster_no_accounting)}
+
+
+def result_files(folder):
+    return sorted(p.relative_to(folder) for pattern in ("results/**/metrics.json", "results/**/tables/*.csv",
+                                                        "results/**/test_logits.npz", "results/**/features.npz")
+                  for p in folder.glob(pattern))
+
+
+@pytest.mark.slurm
+def test_tiny_dag_through_slurm_equals_local_run(tiny_through_slurm):
+    slurm, local = tiny_through_slurm["slurm"], tiny_through_slurm["local"]
+    files = result_files(local)
+    assert len(files) > 30 and result_files(slurm) == files
+    for name in files:
+        if name.suffix == ".npz":
+            with np.load(slurm / name) as a, np.load(local / name) as b:
+                assert all(np.array_equal(a[key], b[key]) for key in b.files), name
+        elif name.suffix == ".csv":
+            pd.testing.assert_frame_equal(pd.read_csv(slurm / name), pd.read_csv(local / name))
+        else:
+            assert json.loads((slurm / name).read_text()) == json.loads((local / name).read_text()), name
+
+
+@pytest.mark.slurm
+def test_jobs_went_through_sbatch_and_only_training_holds_a_gpu(tiny_through_slurm):
+    jobs, log = tiny_through_slurm["jobs"], tiny_through_slurm["log"]
+    assert len(jobs) == log.count("has been submitted with SLURM jobid") > 10
+    assert {job["state"] for job in jobs} == {"COMPLETED"}
+    training = [job for job in jobs if re.fullmatch(r"rule_gpu_share\d+_train", job["comment"])]
+    assert training and all(job["partition"] == "gpu" and job["tres"] == "gres:gpu:1" for job in training)
+    others = [job for job in jobs if job not in training]
+    assert {"dump_features", "probe"} <= {job["comment"].split("_wildcards")[0][5:] for job in others}
+    assert all(job["partition"] == "cpu" and "gpu" not in job["tres"] for job in others)
+
+
+@pytest.mark.slurm
+def test_runs_sharing_a_gpu_are_one_job_booked_in_series(tiny_through_slurm):
+    """k runs of a gpu_share<k> group hold one GPU, one run's CPUs and memory, and k runs' time: the plugin
+    runs a group's jobs one after another."""
+    config = yaml.safe_load(TINY.read_text())
+    runs = [(exp_name, method) for _, exp_name, exp in fg.experiments(config)
+            for method in fg.trained_methods(exp) for _ in range(exp["seeds"])]
+    execution = fg.resolve_execution(config, "synthetic", "main", "ce_t1")["resources"]
+    assert execution["runs_per_gpu"] == 8
+    training = [job for job in tiny_through_slurm["jobs"] if job["comment"] == "rule_gpu_share8_train"]
+    assert len(training) == -(-len(runs) // 8)  # ceil: 10 runs in 2 GPU jobs
+    assert sum(minutes(job["limit"]) for job in training) == len(runs) * execution["runtime"]
+    assert all(job["cpus"] == "1" and job["mem"] == f"{execution['mem_mb']}M" for job in training)
+
+
+@pytest.mark.slurm
+def test_changed_method_reruns_only_its_runs_and_what_is_built_from_them(tiny_through_slurm, tmp_path):
+    # README: edit one method's settings, then rerun the same command: params changes trigger its runs only
+    config = yaml.safe_load(TINY.read_text())
+    config["datasets"]["synthetic"]["experiments"]["main"]["methods"]["haframe"]["loss"]["alpha"] = 0.5
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(config))
+    jobs = dry_run_jobs("--configfile", str(tmp_path / "changed.yaml"), workdir=tiny_through_slurm["slurm"])
+    trained = {(w["experiment"], w["method"], w["seed"]) for rule, w, _ in jobs if rule == "train"}
+    assert trained == {("main", "haframe", "0"), ("main", "haframe", "1")}
+    assert {rule for rule, _, _ in jobs} == {"train", "score", "table", "nc_curves"}
+    assert all(w.get("method", "haframe") == "haframe" for _, w, _ in jobs)
