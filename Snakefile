@@ -24,6 +24,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/hierarchy.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/train_packs.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

@@ -26,6 +26,9 @@ DEFAULT_RUNS_PER_GPU = {"resnet32": 4, "resnet_cifar": 4, "wrn28_8": 3, "convnet
 # the checkpoint fingerprint and Snakemake's params), so changing them neither reruns nor refuses to resume a run.
 EXECUTION_KEYS = ("resources", "speed")
 DEFAULT_SPEED = {"channels_last": False, "compile": False, "cuda_graph": False}
+# The files a training run writes in its folder: rule train's outputs, and each run's of a pack rule.
+RUN_OUTPUTS = {"test_logits": "test_logits.npz", "checkpoint": "checkpoint_best.pt", "history": "history.json",
+               "collapse": "collapse.json", "provenance": "provenance.json"}
 # torchvision's own file name for ResNet50_Weights.IMAGENET1K_V1 (the 8 hex digits are its sha256 prefix).
 IMAGENET_RESNET50_FILE = "resnet50-0676ba61.pth"
 _MAX_SCHEMA_ERRORS = 10
@@ -163,15 +166,33 @@ def resolve_run(config, dataset, experiment, method):
 def resolve_execution(config, dataset, experiment, method) -> dict:
     """How a run is executed (not what it computes): {'resources': runtime, mem_mb, runs_per_gpu; 'speed': ...}.
 
-    runs_per_gpu defaults per backbone (DEFAULT_RUNS_PER_GPU), else 1.
+    runs_per_gpu defaults per backbone (DEFAULT_RUNS_PER_GPU), else 1; runs_per_process defaults to 1.
     """
     exp = config["datasets"][dataset]["experiments"][experiment]
     spec = exp["methods"][method]
     train = deep_merge(exp.get("train", {}), spec.get("train"))
     backbone = (spec.get("model") or {}).get("backbone")
-    resources = {**DEFAULT_RESOURCES, "runs_per_gpu": DEFAULT_RUNS_PER_GPU.get(backbone, 1),
+    resources = {**DEFAULT_RESOURCES, "runs_per_gpu": DEFAULT_RUNS_PER_GPU.get(backbone, 1), "runs_per_process": 1,
                  **train.get("resources", {})}
     return {"resources": resources, "speed": {**DEFAULT_SPEED, **train.get("speed", {})}}
+
+
+def run_packs(config) -> list[dict]:
+    """Runs trained by one job (featgeom/packs.py): where resources.runs_per_gpu k x runs_per_process r > 1,
+    each trained method's seeds in chunks of k x r. A pack: {name (its rule's), dataset, experiment,
+    method, seeds, workers (processes sharing the GPU: min(k, seeds))}."""
+    packs = []
+    for dataset, name, exp in experiments(config):
+        for method in trained_methods(exp):
+            resources = resolve_execution(config, dataset, name, method)["resources"]
+            size = resources["runs_per_gpu"] * resources["runs_per_process"]
+            for first in range(0, exp["seeds"], size) if size > 1 else ():
+                seeds = list(range(first, min(first + size, exp["seeds"])))
+                which = f"seeds{seeds[0]}to{seeds[-1]}" if len(seeds) > 1 else f"seed{seeds[0]}"
+                packs.append({"name": f"train_{dataset}_{name}_{method}_{which}",
+                              "dataset": dataset, "experiment": name, "method": method, "seeds": seeds,
+                              "workers": min(resources["runs_per_gpu"], len(seeds))})
+    return packs
 
 
 def gpu_percent(runs_per_gpu: int) -> int:

@@ -24,7 +24,8 @@ from featgeom.models.backbones import build_backbone
 from featgeom.provenance import write_provenance
 from featgeom.step import StepOptions
 from featgeom.train import (
-    CHECKPOINT_FORMAT, fit, load_best_checkpoint, predict, save_checkpoint, seed_everything, spec_fingerprint,
+    CHECKPOINT_FORMAT, drop_finished_resume_point_of_other_spec, fit, load_best_checkpoint, predict, save_checkpoint,
+    seed_everything, spec_fingerprint,
 )
 
 
@@ -37,10 +38,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: int = 1, log=None,
-                 speed: dict | None = None) -> None:
+                 speed: dict | None = None, keep_resume_point: bool = False) -> None:
     """inputs: data (arrays .npz or image-folder manifest), distances, levels, s_min (HAFrame runs).
     outputs: run_dir, test_logits, checkpoint, history, collapse, provenance.
-    speed: the execution speed options (featgeom.config.resolve_execution); they do not change results."""
+    speed: the execution speed options (featgeom.config.resolve_execution); they do not change results.
+    keep_resume_point: keep the final checkpoint (runs trained in packs: a rerun of the pack then only
+    re-evaluates this run instead of training it again)."""
     torch.set_num_threads(threads)
     device = resolve_device(spec["device"])
     seed_everything(seed)
@@ -56,12 +59,15 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     optimizer = torch.optim.SGD(param_groups(model, spec["train"]["lr"]), momentum=spec["train"].get("momentum", 0.9),
                                 weight_decay=spec["train"].get("weight_decay", 5e-4))
     resume_point = Path(outputs["run_dir"]) / "last_checkpoint.pt"
+    fingerprint = spec_fingerprint({**spec, "seed": seed})
+    if keep_resume_point:
+        drop_finished_resume_point_of_other_spec(resume_point, fingerprint, log)
     measure = partial(measure_collapse, loader=loaders["train_eval"], similarity=similarity)
     # In-memory batches all have one shape (the last partial batch is dropped): the step can be graph-captured.
     static_batches = isinstance(loaders["train"], InMemoryLoader)
     options = StepOptions.from_run(spec["train"], speed).applied(device, static_batches)
     state = fit(model, loss_fn, optimizer, loaders, fit_settings(spec["train"], seed), resume_point,
-                spec_fingerprint({**spec, "seed": seed}), measure_collapse=measure, log=log, options=options)
+                fingerprint, measure_collapse=measure, log=log, options=options)
     model.load_state_dict(state.best_model)
     write_run_outputs(model, loaders, state, spec, outputs, frame, str(device))
     write_provenance(outputs["provenance"], {**spec, "seed": seed}, device=str(device),
@@ -70,7 +76,8 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
                             "pilot": spec.get("pilot")})
     # Only now is every output written: a kill before this line reruns from the final epoch's
     # checkpoint (no epoch is retrained); after it the resume point would only go stale.
-    resume_point.unlink()
+    if not keep_resume_point:
+        resume_point.unlink()
 
 
 def fit_settings(train: dict, seed: int) -> dict:

@@ -107,6 +107,22 @@ def load_checkpoint(path, fingerprint: str) -> dict:
     return state
 
 
+def drop_finished_resume_point_of_other_spec(path, fingerprint: str, log=None) -> None:
+    """Delete a kept resume point (runs_per_process > 1) of a run that FINISHED under another spec.
+
+    Snakemake reruns a finished run only after deleting its outputs, here because its spec changed; its
+    final checkpoint then belongs to results that no longer exist. An unfinished one is still refused by
+    load_checkpoint: that is a run someone may want to finish under its own spec.
+    """
+    if not path.exists():
+        return
+    state = read_torch_file(path, "checkpoint", "delete it to restart this run from scratch")
+    finished = isinstance(state, dict) and state.get("epoch") == state.get("epochs")
+    if finished and state.get("fingerprint") != fingerprint:
+        path.unlink()
+        _say(log, f"removed {path}: the final checkpoint of this run under its previous spec")
+
+
 def load_best_checkpoint(path) -> dict:
     """The best model a finished run saved (model, frame, spec). Not weights_only: the frame is numpy."""
     # The run is complete and its resume point is gone, so the only fix is to train it again; a missing
@@ -132,8 +148,8 @@ class FitState:
     collapse_history: list = field(default_factory=list)
 
 
-def _checkpoint_state(model, optimizer, state: FitState, fingerprint: str) -> dict:
-    return {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "model": model.state_dict(),
+def _checkpoint_state(model, optimizer, state: FitState, fingerprint: str, epochs: int) -> dict:
+    return {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epochs": epochs, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
             **state.__dict__}
 
@@ -172,7 +188,7 @@ def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, fin
             state.collapse_history.append({"epoch": epoch + 1, **measure_collapse(model)})
         state.history.append(record)
         state.epoch = epoch + 1
-        save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, state, fingerprint))
+        save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, state, fingerprint, epochs))
         _say(log, "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
     return state
 

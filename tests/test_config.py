@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from featgeom.config import (
-    ConfigError, apply_limits, check_config, deep_merge, gpu_percent, resolve_execution, resolve_run, validate_schema,
+    ConfigError, apply_limits, check_config, deep_merge, gpu_percent, resolve_execution, resolve_run, run_packs,
+    validate_schema,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -173,3 +174,19 @@ def test_runs_per_gpu_defaults_per_backbone_and_books_a_fitting_share():
     assert resolve_execution(config, "inaturalist19", "main", "ce_t1")["resources"]["runs_per_gpu"] == 1   # ResNet-50
     for k in range(1, 11):
         assert k * gpu_percent(k) <= 100 < (k + 1) * gpu_percent(k)
+
+
+def test_run_packs_chunk_each_trained_methods_seeds():
+    config = tiny()
+    main = config["datasets"]["synthetic"]["experiments"]["main"]
+    main["seeds"] = 5
+    main["train"]["resources"] = {"runs_per_gpu": 1}
+    assert not [p for p in run_packs(config) if p["experiment"] == "main"]  # one run per job
+    main["train"]["resources"] = {"runs_per_gpu": 2}
+    packs = [p for p in run_packs(config) if p["experiment"] == "main" and p["method"] == "ce_t1"]
+    assert [(p["seeds"], p["workers"]) for p in packs] == [([0, 1], 2), ([2, 3], 2), ([4], 1)]
+    assert [p["name"] for p in packs][::2] == ["train_synthetic_main_ce_t1_seeds0to1", "train_synthetic_main_ce_t1_seed4"]
+    main["train"]["resources"] = {"runs_per_gpu": 2, "runs_per_process": 2}
+    assert [p["seeds"] for p in run_packs(config) if p["method"] == "ce_t1" and p["experiment"] == "main"] == [
+        [0, 1, 2, 3], [4]]
+    assert not any(p["method"].startswith("crm") for p in run_packs(config))  # CRM does not train

@@ -1,4 +1,5 @@
 """A killed training job, rerun, ends exactly where an uninterrupted one does (CPU)."""
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,6 +16,8 @@ from featgeom.hierarchy import Hierarchy, write_distance_csv, write_paths_csv
 from featgeom.hierarchy_stage import build_hierarchy_outputs
 from featgeom.io import read_json, write_json
 from featgeom.rule_io import RUN_LOG, rule_log
+from featgeom.config import RUN_OUTPUTS
+from featgeom.packs import runs_of_outputs, train_pack
 from featgeom.runner import run_training
 from featgeom.train import load_checkpoint
 
@@ -229,3 +232,73 @@ def test_collapse_curves_only_for_the_configured_seeds(inputs, tmp_path):
         run_training(curve_spec, seed, inputs, run)
         epochs[seed] = [h["epoch"] for h in read_json(run["collapse"])["history"]]
     assert epochs == {0: [4], 1: [2, 4]}  # every seed keeps its final collapse metrics
+
+
+def test_a_pack_retrains_only_the_run_whose_folder_was_deleted(inputs, tmp_path, monkeypatch):
+    """runs_per_process > 1 keeps each run's final checkpoint: when Snakemake reruns the pack (its outputs
+    deleted, one run folder gone), the intact runs are only evaluated again, with identical results."""
+    runs = {seed: outputs(tmp_path / f"seed{seed}") for seed in (0, 1)}
+    for seed, run in runs.items():
+        run_training(spec(), seed, inputs, run, keep_resume_point=True)
+    first = {seed: np.load(run["test_logits"])["scores"].tobytes() for seed, run in runs.items()}
+    assert all((tmp_path / f"seed{seed}" / "last_checkpoint.pt").exists() for seed in runs)
+
+    for path in (tmp_path / "seed1").iterdir():  # the user deletes seed 1's folder ...
+        path.unlink()
+    for run in runs.values():                      # ... and Snakemake deletes the pack's declared outputs
+        for key in ("test_logits", "checkpoint", "history", "collapse", "provenance"):
+            Path(run[key]).unlink(missing_ok=True)
+    real_epoch, trained = train_module.train_one_epoch, []
+
+    def counting(step, loader, progress):
+        trained.append(step.model)
+        return real_epoch(step, loader, progress)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", counting)
+    for seed, run in runs.items():
+        before = len(trained)
+        run_training(spec(), seed, inputs, run, keep_resume_point=True)
+        assert (len(trained) - before) == (0 if seed == 0 else spec()["train"]["epochs"]), seed
+    assert {seed: np.load(run["test_logits"])["scores"].tobytes() for seed, run in runs.items()} == first
+
+
+def test_a_kept_final_checkpoint_of_another_spec_is_dropped_an_unfinished_one_refused(inputs, tmp_path, monkeypatch):
+    run = outputs(tmp_path / "run")
+    run_training(spec(), 0, inputs, run, keep_resume_point=True)
+    changed = spec()
+    changed["loss"]["alpha"] = 0.5
+    run_training(changed, 0, inputs, run, keep_resume_point=True)  # the old finished run's checkpoint is replaced
+    assert read_json(run["provenance"])["config"]["loss"]["alpha"] == 0.5
+
+    real_epoch = kill_in_epoch(2, monkeypatch)
+    killed = outputs(tmp_path / "killed")
+    with pytest.raises(KeyboardInterrupt):
+        run_training(spec(), 0, inputs, killed, keep_resume_point=True)
+    monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
+    with pytest.raises(ValueError, match="different run config"):
+        run_training(changed, 0, inputs, killed, keep_resume_point=True)
+
+
+def test_a_pack_trains_its_runs_in_two_processes_as_they_would_train_alone(inputs, tmp_path):
+    """train_pack with 2 workers (this process and a spawned one): each run's outputs equal a lone run's,
+    each run folder has its own log, and the rule log gets both."""
+    alone = outputs(tmp_path / "alone")
+    run_training(spec(), 1, inputs, alone)
+    runs = [{"seed": seed, "outputs": outputs(tmp_path / "pack" / f"seed{seed}")} for seed in (0, 1)]
+    rule_log_path = tmp_path / "pack.log"
+    train_pack(spec(), runs, inputs, workers=2, log_path=str(rule_log_path))
+    packed = np.load(runs[1]["outputs"]["test_logits"])["scores"]
+    assert packed.tobytes() == np.load(alone["test_logits"])["scores"].tobytes()
+    for run in runs:
+        assert "==== attempt 1 finished" in (Path(run["outputs"]["run_dir"]) / RUN_LOG).read_text()
+    assert rule_log_path.read_text().count("epoch=4 ") == 2
+
+
+def test_runs_of_outputs_groups_a_pack_rules_files_by_run_folder():
+    paths = [f"results/d/e/m/seed{seed}/{name}" for seed in (3, 2) for name in RUN_OUTPUTS.values()]
+    runs = runs_of_outputs(paths)
+    assert [run["seed"] for run in runs] == [2, 3]
+    assert runs[0]["outputs"]["checkpoint"] == "results/d/e/m/seed2/checkpoint_best.pt"
+    assert runs[0]["outputs"]["run_dir"] == "results/d/e/m/seed2"
+    with pytest.raises(ValueError, match="not a training run output"):
+        runs_of_outputs(["results/d/e/m/seed2/features.npz"])

@@ -1,6 +1,7 @@
 # Config validation, wildcard constraints and input functions shared by all rule files.
 # Keep this cheap: every SLURM job re-parses it (no torch, no globbing).
 import os
+from types import SimpleNamespace
 
 import yaml
 
@@ -126,6 +127,18 @@ def gpu_group(wildcards):
     `group-components` (profiles/slurm) put k of them in one GPU job. Local runs ignore groups."""
     k = runs_per_gpu(wildcards)
     return f"gpu_share{k}" if k > 1 else None
+
+
+def pack_outputs(pack):
+    """The run files of a pack's rule (featgeom.config.RUN_OUTPUTS of each of its seeds)."""
+    return [run_path(pack["dataset"], pack["experiment"], pack["method"], seed, name)
+            for seed in pack["seeds"] for name in fg.RUN_OUTPUTS.values()]
+
+
+def pack_first_run(pack):
+    """Wildcards of a pack's first run: the input functions of `train` give the pack's inputs and resources."""
+    return SimpleNamespace(dataset=pack["dataset"], experiment=pack["experiment"], method=pack["method"],
+                           seed=pack["seeds"][0])
 
 
 def check_hierarchies():

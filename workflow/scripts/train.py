@@ -1,12 +1,21 @@
-"""Train one (dataset, experiment, method, seed) run; resumes from its last checkpoint."""
+"""Train the runs of one job: one (dataset, experiment, method, seed) run (rule train), or a pack of seeds of
+one method (the rules of workflow/rules/train_packs.smk); each run resumes from its own last checkpoint."""
 from featgeom.config import resolve_execution
+from featgeom.packs import pack_workers, runs_of_outputs, train_pack
 from featgeom.rule_io import rule_log
-from featgeom.runner import run_training
+from featgeom.runner import resolve_device, run_training
 
-wc = snakemake.wildcards
-# Speed options come from the config, not from params: changing them must not rerun finished runs.
-speed = resolve_execution(snakemake.config, wc.dataset, wc.experiment, wc.method)["speed"]
-with rule_log(snakemake, keep_in=snakemake.params.run_dir) as log:
-    outputs = {**snakemake.output, "run_dir": snakemake.params.run_dir}
-    run_training(snakemake.params.spec, int(wc.seed), dict(snakemake.input), outputs,
-                 threads=snakemake.threads, log=log, speed=speed)
+spec = snakemake.params.spec
+# Execution settings come from the config, not from params: changing them must not rerun finished runs.
+execution = resolve_execution(snakemake.config, spec["dataset"], spec["experiment"], spec["method"])
+if snakemake.rule == "train":
+    outputs = {**dict(snakemake.output.items()), "run_dir": snakemake.params.run_dir}
+    with rule_log(snakemake, keep_in=snakemake.params.run_dir) as log:
+        run_training(spec, int(snakemake.wildcards.seed), dict(snakemake.input), outputs, threads=snakemake.threads,
+                     log=log, speed=execution["speed"])
+else:
+    runs = runs_of_outputs(snakemake.output)
+    cuda = resolve_device(spec["device"]).type == "cuda"
+    workers = pack_workers(execution["resources"]["runs_per_gpu"], len(runs), cuda)
+    train_pack(spec, runs, dict(snakemake.input), workers, threads=max(1, snakemake.threads // workers),
+               speed=execution["speed"], log_path=snakemake.log[0])

@@ -1,0 +1,88 @@
+"""Several training runs in one job: a pack (config: train.resources.runs_per_gpu, runs_per_process).
+
+At the published batch sizes one run leaves a GPU mostly idle (its step is bound by kernel launches), and
+every process pays torch's start-up (about 3-6 s and 800 MB). A pack job holds one GPU share and trains
+its runs with `workers` processes at once, each training its share of the runs one after another:
+k runs share the GPU, and each process pays start-up once. It works the same under `--cores N` and in
+one SLURM job (one GPU), where Snakemake's group jobs would run their members one after another.
+
+Every run keeps its own folder, log (train.log, every attempt) and resume point. A pack keeps its runs'
+final checkpoints, so when Snakemake reruns the pack (one run's folder was deleted, say), the intact runs
+are only evaluated again; a run that failed does not stop the others, and the job fails after all ended.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+from featgeom.config import RUN_OUTPUTS
+from featgeom.rule_io import rule_log
+from featgeom.runner import run_training
+_SEED_FOLDER = re.compile(r"seed(\d+)$")
+
+
+def runs_of_outputs(paths) -> list[dict]:
+    """[{seed, outputs}] of a pack rule's output files, one entry per run folder (…/seed<N>/), in seed order.
+
+    Derived from the outputs, not passed as params, so that regrouping runs into packs (an execution
+    setting) does not make Snakemake rerun finished runs.
+    """
+    folders: dict[Path, dict] = {}
+    names = {name: key for key, name in RUN_OUTPUTS.items()}
+    for path in map(Path, paths):
+        match = _SEED_FOLDER.match(path.parent.name)
+        if match is None or path.name not in names:
+            raise ValueError(f"{path} is not a training run output (…/seed<N>/{{{', '.join(names)}}})")
+        folders.setdefault(path.parent, {"run_dir": str(path.parent)})[names[path.name]] = str(path)
+    runs = [{"seed": int(_SEED_FOLDER.match(folder.name).group(1)), "outputs": outputs}
+            for folder, outputs in folders.items()]
+    return sorted(runs, key=lambda run: run["seed"])
+
+
+def pack_workers(runs_per_gpu: int, n_runs: int, cuda: bool) -> int:
+    """Processes a pack job uses: k runs share a GPU at once; on a CPU they would only compete for cores."""
+    return min(runs_per_gpu, n_runs) if cuda else 1
+
+
+def train_pack(spec: dict, runs: list[dict], inputs: dict, workers: int, threads: int = 1, speed=None,
+               log_path=None) -> None:
+    """Train `runs` ([{seed, outputs}]) with `workers` processes: this one and workers - 1 spawned ones.
+
+    Shares are dealt round-robin (worker i trains runs i, i + workers, ...). `log_path` is the rule log
+    every run also writes to (its own train.log keeps each attempt).
+    """
+    shares = [runs[i::workers] for i in range(workers)]
+    context = multiprocessing.get_context("spawn")  # a fresh CUDA context per process; fork would share one
+    others = [context.Process(target=train_runs, args=(spec, share, inputs, threads, speed, log_path), daemon=True)
+              for share in shares[1:] if share]
+    for process in others:
+        process.start()
+    failure = None
+    try:
+        train_runs(spec, shares[0], inputs, threads, speed, log_path)
+    except Exception as err:  # let the other processes finish their runs first: their work is kept
+        failure = err
+    for process in others:
+        process.join()
+    failed = [p.pid for p in others if p.exitcode != 0]
+    if failure is not None:
+        raise failure
+    if failed:
+        raise RuntimeError(f"pack worker process(es) {failed} failed; their runs' train.log files say why")
+
+
+def train_runs(spec: dict, runs: list[dict], inputs: dict, threads: int, speed, log_path) -> None:
+    """Train runs one after another in this process (every run is attempted; the first error is raised)."""
+    failure = None
+    for run in runs:
+        rule = SimpleNamespace(log=[log_path] if log_path else [])
+        try:
+            with rule_log(rule, keep_in=run["outputs"]["run_dir"]) as log:
+                run_training(spec, run["seed"], inputs, run["outputs"], threads=threads, log=log, speed=speed,
+                             keep_resume_point=True)
+        except Exception as err:
+            failure = failure or err
+    if failure is not None:
+        raise failure

@@ -1,0 +1,37 @@
+# Training runs in packs (featgeom/packs.py): where an experiment has runs_per_gpu x runs_per_process > 1,
+# one job trains that many seeds of one method: runs_per_gpu processes share one GPU at once, each training
+# runs_per_process runs one after another (torch's start-up paid once per process). The same job shape runs
+# under `--cores N` and as one SLURM job holding one GPU. Each run keeps its own folder, log and resume point.
+
+
+for pack in fg.run_packs(config):
+    first = pack_first_run(pack)
+    booked = run_execution(first)["resources"]
+
+    rule:
+        name:
+            pack["name"]
+        input:
+            **model_inputs(first),
+            data=training_data(first),
+            distances=f"results/{pack['dataset']}/hierarchy/distances.csv",
+            levels=f"results/{pack['dataset']}/hierarchy/levels.json",
+        output:
+            pack_outputs(pack),
+        params:
+            spec=run_spec(first),
+        threads: config.get("threads_per_run", 1) * pack["workers"]
+        resources:
+            gpu_percent=min(100, gpu_share(first) * pack["workers"]),
+            mem_mb=booked["mem_mb"] * pack["workers"],
+            # worst case, sharing the GPU gains nothing: every run of the pack one after another
+            runtime=booked["runtime"] * len(pack["seeds"]),
+        log:
+            f"logs/{pack['dataset']}/{pack['experiment']}/{pack['method']}/{pack['name']}.log",
+        conda:
+            "../../envs/featgeom.yaml"
+        script:
+            "../scripts/train.py"
+
+    # Both this rule and `train` can make these files: the pack makes them.
+    workflow.ruleorder(pack["name"], "train")
