@@ -25,8 +25,6 @@ PAPERS = REPO / "config" / "config.yaml"
 START, STOP = REPO / "tools" / "slurm" / "start-local-slurm.sh", REPO / "tools" / "slurm" / "stop-local-slurm.sh"
 # munged (user munge) reads its key there: not under pytest's root-only tmp folders
 LAB = Path("/tmp/featgeom-slurm-test")
-# one local core: a group's runs (run one after another by the plugin) are booked in series, as with
-# `--cores 8` and the papers' 8 threads per run
 ON_LOCAL_SLURM = ["--cores", "1", "--profile", "slurm", "--profile", str(REPO / "profiles" / "slurm-local")]
 
 
@@ -101,12 +99,8 @@ def cluster_with_accounting():
     subprocess.run([str(STOP)], env={**env, "SLURMLAB_PURGE": "1"}, check=True)
 
 
-@pytest.mark.slurm
-def test_cancelled_training_job_resumes_from_its_checkpoint(cluster_with_accounting, tmp_path):
-    """First in this file: it stops its cluster before the module's no-accounting cluster starts.
-
-    With an accounting database (the plugin's default sacct status): scancel a training job after its first
-    epoch; Snakemake's retry (profile: retries 1) resumes it and it ends where an uninterrupted run does."""
+def long_run(tmp_path):
+    """One tiny training run of 12 epochs (long enough to be cancelled mid-run): its target and config args."""
     config = yaml.safe_load(TINY.read_text())
     dataset = config["datasets"]["synthetic"]
     dataset.pop("figures")
@@ -115,35 +109,27 @@ def test_cancelled_training_job_resumes_from_its_checkpoint(cluster_with_account
                                        "methods": {"ce_t1": main["methods"]["ce_t1"]}}}
     (tmp_path / "long.yaml").write_text(yaml.safe_dump(config))
     target = "results/synthetic/main/ce_t1/seed0/test_logits.npz"
-    args = [target, "--configfile", str(tmp_path / "long.yaml")]
+    return target, [target, "--configfile", str(tmp_path / "long.yaml")]
+
+
+def same_scores(target, *folders):
+    with np.load(folders[0] / target) as a, np.load(folders[1] / target) as b:
+        return np.array_equal(a["scores"], b["scores"])
+
+
+@pytest.mark.slurm
+def test_run_through_slurm_with_accounting(cluster_with_accounting, tmp_path):
+    """First in this file: it stops its cluster before the module's no-accounting cluster starts.
+    The profile unchanged (the plugin's default sacct status); sacct accounts the GPU of the training job."""
+    target, args = long_run(tmp_path)
     local = start_snakemake("--cores", "1", *args, workdir=tmp_path / "local")
-    run = start_snakemake(*ON_LOCAL_SLURM, *args, workdir=tmp_path / "slurm", env=cluster_with_accounting)
-    cancelled = cancel_training_after_first_epoch(run, tmp_path / "slurm" / Path(target).parent,
-                                                  cluster_with_accounting)
-    finish(run)
+    finish(start_snakemake(*ON_LOCAL_SLURM, *args, workdir=tmp_path / "slurm", env=cluster_with_accounting))
     finish(local)
-
-    train_log = (tmp_path / "slurm" / Path(target).parent / "train.log").read_text()
-    assert re.search(r"resumed from .*last_checkpoint\.pt after epoch ([1-9]|1[01])\b", train_log), train_log
-    with np.load(tmp_path / "slurm" / target) as a, np.load(tmp_path / "local" / target) as b:
-        assert np.array_equal(a["scores"], b["scores"])
-    accounted = subprocess.run(["sacct", "-n", "-X", "-P", "-j", cancelled, "-o", "State,ReqTRES"],
+    assert same_scores(target, tmp_path / "slurm", tmp_path / "local")
+    accounted = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "Partition,State,ReqTRES"],
                                env=cluster_with_accounting, capture_output=True, text=True, check=True).stdout
-    assert accounted.startswith("CANCELLED") and "gres/gpu=1" in accounted
-
-
-def cancel_training_after_first_epoch(snakemake_process, run_dir, env, timeout=300):
-    """scancel the GPU job once the run has written its first epoch checkpoint; its SLURM job id."""
-    deadline = time.monotonic() + timeout
-    while not (run_dir / "last_checkpoint.pt").exists():
-        if snakemake_process.poll() is not None:
-            pytest.fail(f"snakemake ended before the run's first checkpoint:\n{snakemake_process.stdout.read()[-6000:]}")
-        assert time.monotonic() < deadline, "the training job wrote no checkpoint"
-        time.sleep(0.2)
-    running = [job for job in slurm_jobs(env) if job["partition"] == "gpu" and job["state"] == "RUNNING"]
-    assert len(running) == 1, running
-    subprocess.run(["scancel", running[0]["id"]], env=env, check=True)
-    return running[0]["id"]
+    assert [line for line in accounted.splitlines() if line.startswith("gpu|COMPLETED|")] and \
+        all("gres/gpu=1" in line for line in accounted.splitlines() if line.startswith("gpu|"))
 
 
 def profile_without_accounting(tmp_path):
@@ -174,13 +160,6 @@ def slurm_jobs(env):
     out = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%P|%T|%b|%C|%m|%l|%k"], env=env,
                          capture_output=True, text=True, check=True).stdout
     return [dict(zip(fields, line.split("|"))) for line in out.splitlines()]
-
-
-def minutes(limit):
-    """squeue's time limit ([D-]HH:MM:SS) in minutes."""
-    days, _, clock = limit.rpartition("-")
-    hours, mins, _ = map(int, clock.split(":"))
-    return int(days or 0) * 1440 + hours * 60 + mins
 
 
 @pytest.fixture(scope="module")
@@ -231,21 +210,6 @@ def test_jobs_went_through_sbatch_and_only_training_holds_a_gpu(tiny_through_slu
 
 
 @pytest.mark.slurm
-def test_runs_sharing_a_gpu_are_one_job_booked_in_series(tiny_through_slurm):
-    """k runs of a gpu_share<k> group hold one GPU, one run's CPUs and memory, and k runs' time: the plugin
-    runs a group's jobs one after another."""
-    config = yaml.safe_load(TINY.read_text())
-    runs = [(exp_name, method) for _, exp_name, exp in fg.experiments(config)
-            for method in fg.trained_methods(exp) for _ in range(exp["seeds"])]
-    execution = fg.resolve_execution(config, "synthetic", "main", "ce_t1")["resources"]
-    assert execution["runs_per_gpu"] == 8
-    training = [job for job in tiny_through_slurm["jobs"] if job["comment"] == "rule_gpu_share8_train"]
-    assert len(training) == -(-len(runs) // 8)  # ceil: 10 runs in 2 GPU jobs
-    assert sum(minutes(job["limit"]) for job in training) == len(runs) * execution["runtime"]
-    assert all(job["cpus"] == "1" and job["mem"] == f"{execution['mem_mb']}M" for job in training)
-
-
-@pytest.mark.slurm
 def test_changed_method_reruns_only_its_runs_and_what_is_built_from_them(tiny_through_slurm, tmp_path):
     # README: edit one method's settings, then rerun the same command: params changes trigger its runs only
     config = yaml.safe_load(TINY.read_text())
@@ -256,3 +220,37 @@ def test_changed_method_reruns_only_its_runs_and_what_is_built_from_them(tiny_th
     assert trained == {("main", "haframe", "0"), ("main", "haframe", "1")}
     assert {rule for rule, _, _ in jobs} == {"train", "score", "table", "nc_curves"}
     assert all(w.get("method", "haframe") == "haframe" for _, w, _ in jobs)
+
+
+@pytest.mark.slurm
+def test_cancelled_training_job_resumes_from_its_checkpoint(cluster_no_accounting, tmp_path):
+    """scancel a training job after its first epoch; Snakemake's retry (profile: retries 1) resumes it from
+    its checkpoint and it ends where an uninterrupted run does. Without accounting (squeue status): with sacct,
+    plugin 2.8 reads a hand-cancelled job's state "CANCELLED by 0" as still running and waits forever."""
+    target, args = long_run(tmp_path)
+    local = start_snakemake("--cores", "1", *args, workdir=tmp_path / "local")
+    run = start_snakemake(*ON_LOCAL_SLURM[:3], profile_without_accounting(tmp_path), *ON_LOCAL_SLURM[4:], *args,
+                          workdir=tmp_path / "slurm", env=cluster_no_accounting)
+    run_dir = tmp_path / "slurm" / Path(target).parent
+    cancelled = cancel_training_after_first_epoch(run, run_dir, cluster_no_accounting)
+    finish(run)
+    finish(local)
+    train_log = (run_dir / "train.log").read_text()
+    assert re.search(r"resumed from .*last_checkpoint\.pt after epoch ([1-9]|1[01])\b", train_log), train_log
+    assert same_scores(target, tmp_path / "slurm", tmp_path / "local")
+    states = {job["id"]: job["state"] for job in slurm_jobs(cluster_no_accounting)}
+    assert states[cancelled] == "CANCELLED" and "COMPLETED" in {s for i, s in states.items() if int(i) > int(cancelled)}
+
+
+def cancel_training_after_first_epoch(snakemake_process, run_dir, env, timeout=300):
+    """scancel the GPU job once the run has written its first epoch checkpoint; its SLURM job id."""
+    deadline = time.monotonic() + timeout
+    while not (run_dir / "last_checkpoint.pt").exists():
+        if snakemake_process.poll() is not None:
+            pytest.fail(f"snakemake ended before the run's first checkpoint:\n{snakemake_process.stdout.read()[-6000:]}")
+        assert time.monotonic() < deadline, "the training job wrote no checkpoint"
+        time.sleep(0.2)
+    running = [job for job in slurm_jobs(env) if job["partition"] == "gpu" and job["state"] == "RUNNING"]
+    assert len(running) == 1, running
+    subprocess.run(["scancel", running[0]["id"]], env=env, check=True)
+    return running[0]["id"]

@@ -122,13 +122,6 @@ def gpu_share(wildcards):
     return fg.gpu_percent(runs_per_gpu(wildcards))
 
 
-def gpu_group(wildcards):
-    """Under SLURM, runs that share a GPU are submitted together: group `gpu_share<k>`, whose
-    `group-components` (profiles/slurm) put k of them in one GPU job. Local runs ignore groups."""
-    k = runs_per_gpu(wildcards)
-    return f"gpu_share{k}" if k > 1 else None
-
-
 def pack_outputs(pack):
     """The run files of a pack's rule (featgeom.config.RUN_OUTPUTS of each of its seeds)."""
     return [run_path(pack["dataset"], pack["experiment"], pack["method"], seed, name)

@@ -24,8 +24,6 @@ rule train:
         gpu_percent=gpu_share,
         mem_mb=train_resource("mem_mb"),
         runtime=train_resource("runtime"),
-    group:
-        gpu_group
     log:
         f"{LOG}/train.log",
     benchmark:
