@@ -29,6 +29,7 @@ DEFAULT_SPEED = {"channels_last": False, "compile": False, "cuda_graph": False}
 # The files a training run writes in its folder: rule train's outputs, and each run's of a pack rule.
 RUN_OUTPUTS = {"test_logits": "test_logits.npz", "checkpoint": "checkpoint_best.pt", "history": "history.json",
                "collapse": "collapse.json", "provenance": "provenance.json"}
+FEATURES_FILE = "features.npz"  # penultimate features of a run's best model (probe, t-SNE, Mueller figures)
 # torchvision's own file name for ResNet50_Weights.IMAGENET1K_V1 (the 8 hex digits are its sha256 prefix).
 IMAGENET_RESNET50_FILE = "resnet50-0676ba61.pth"
 _MAX_SCHEMA_ERRORS = 10
@@ -193,6 +194,16 @@ def run_packs(config) -> list[dict]:
                               "dataset": dataset, "experiment": name, "method": method, "seeds": seeds,
                               "workers": min(resources["runs_per_gpu"], len(seeds))})
     return packs
+
+
+def feature_seeds(config, dataset, experiment) -> list[int]:
+    """Seeds whose features.npz the workflow reads: every seed of a coarse_fine experiment (its linear probe)
+    and seed 0 of an experiment a figure (t-SNE, Mueller) is drawn from."""
+    exp = config["datasets"][dataset]["experiments"][experiment]
+    seeds = set(range(exp["seeds"])) if exp["kind"] == "coarse_fine" else set()
+    if experiment in config["datasets"][dataset].get("figures", {}).values():
+        seeds.add(0)
+    return sorted(seeds)
 
 
 def gpu_percent(runs_per_gpu: int) -> int:

@@ -6,7 +6,8 @@ its runs with `workers` processes at once, each training its share of the runs o
 k runs share the GPU, and each process pays start-up once. It works the same under `--cores N` and in
 one SLURM job (one GPU), where Snakemake's group jobs would run their members one after another.
 
-Every run keeps its own folder, log (train.log, every attempt) and resume point. A pack keeps its runs'
+Every run keeps its own folder, log (train.log, every attempt) and resume point; a run whose features the
+workflow reads (featgeom.config.feature_seeds) also gets its features.npz here. A pack keeps its runs'
 final checkpoints, so when Snakemake reruns the pack (one run's folder was deleted, say), the intact runs
 are only evaluated again; a run that failed does not stop the others, and the job fails after all ended.
 """
@@ -17,9 +18,9 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
-from featgeom.config import RUN_OUTPUTS
+from featgeom.config import FEATURES_FILE, RUN_OUTPUTS
 from featgeom.rule_io import rule_log
-from featgeom.runner import run_training
+from featgeom.runner import dump_features, run_training
 _SEED_FOLDER = re.compile(r"seed(\d+)$")
 
 
@@ -30,7 +31,7 @@ def runs_of_outputs(paths) -> list[dict]:
     setting) does not make Snakemake rerun finished runs.
     """
     folders: dict[Path, dict] = {}
-    names = {name: key for key, name in RUN_OUTPUTS.items()}
+    names = {name: key for key, name in {**RUN_OUTPUTS, "features": FEATURES_FILE}.items()}
     for path in map(Path, paths):
         match = _SEED_FOLDER.match(path.parent.name)
         if match is None or path.name not in names:
@@ -82,6 +83,9 @@ def train_runs(spec: dict, runs: list[dict], inputs: dict, threads: int, speed, 
             with rule_log(rule, keep_in=run["outputs"]["run_dir"]) as log:
                 run_training(spec, run["seed"], inputs, run["outputs"], threads=threads, log=log, speed=speed,
                              keep_resume_point=True)
+                if "features" in run["outputs"]:  # the model is trained here: no job of its own to reload it
+                    dump_features(spec, run["seed"], {**inputs, "checkpoint": run["outputs"]["checkpoint"]},
+                                  run["outputs"]["features"], threads=threads)
         except Exception as err:
             failure = failure or err
     if failure is not None:

@@ -296,9 +296,10 @@ def test_a_pack_trains_its_runs_in_two_processes_as_they_would_train_alone(input
 
 def test_runs_of_outputs_groups_a_pack_rules_files_by_run_folder():
     paths = [f"results/d/e/m/seed{seed}/{name}" for seed in (3, 2) for name in RUN_OUTPUTS.values()]
-    runs = runs_of_outputs(paths)
+    runs = runs_of_outputs(paths + ["results/d/e/m/seed2/features.npz"])
     assert [run["seed"] for run in runs] == [2, 3]
     assert runs[0]["outputs"]["checkpoint"] == "results/d/e/m/seed2/checkpoint_best.pt"
     assert runs[0]["outputs"]["run_dir"] == "results/d/e/m/seed2"
+    assert runs[0]["outputs"]["features"].endswith("seed2/features.npz") and "features" not in runs[1]["outputs"]
     with pytest.raises(ValueError, match="not a training run output"):
-        runs_of_outputs(["results/d/e/m/seed2/features.npz"])
+        runs_of_outputs(["results/d/e/m/seed2/probe.json"])

@@ -123,9 +123,12 @@ def gpu_share(wildcards):
 
 
 def pack_outputs(pack):
-    """The run files of a pack's rule (featgeom.config.RUN_OUTPUTS of each of its seeds)."""
+    """The run files of a pack's rule: featgeom.config.RUN_OUTPUTS of each of its seeds, and features.npz
+    of those whose features the workflow reads (then rule dump_features is not needed for them)."""
+    features = set(fg.feature_seeds(config, pack["dataset"], pack["experiment"]))
     return [run_path(pack["dataset"], pack["experiment"], pack["method"], seed, name)
-            for seed in pack["seeds"] for name in fg.RUN_OUTPUTS.values()]
+            for seed in pack["seeds"]
+            for name in [*fg.RUN_OUTPUTS.values(), *([fg.FEATURES_FILE] if seed in features else [])]]
 
 
 def pack_first_run(pack):
