@@ -17,6 +17,14 @@ PACKAGES = ("featgeom", "torch", "torchvision", "numpy", "scipy", "pandas", "sci
             "matplotlib", "openTSNE", "snakemake")
 
 
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU the NVIDIA driver sees
+
+
+def has_nvidia_gpu() -> bool:
+    """Whether this machine has an NVIDIA GPU, without importing torch (Snakefile parse time)."""
+    return NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir())
+
+
 def git_sha(repo_dir=None) -> str:
     """The commit of the workflow, with '-dirty' when tracked files differ from it."""
     repo_dir = repo_dir or Path(__file__).resolve().parent.parent

@@ -41,16 +41,22 @@ def dry_run_jobs(*args, workdir):
     return jobs
 
 
+def is_training(rule):
+    """`train` (one run per job) or a training pack (workflow/rules/train_packs.smk: train_<dataset>_…)."""
+    return rule == "train" or rule.startswith("train_")
+
+
 def test_profile_is_found_by_its_bare_name_from_the_repository_root():
     assert (REPO / "slurm").resolve() == (REPO / "profiles" / "slurm").resolve()
 
 
 def test_papers_dag_asks_for_gpus_in_training_jobs_only(tmp_path):
     jobs = dry_run_jobs("--configfile", str(PAPERS), workdir=tmp_path)
-    trains = [res for rule, _, res in jobs if rule == "train"]
-    assert trains and all(res["gres"] == "gpu:1" and res["slurm_partition"] == "gpu" for res in trains)
-    others = [(rule, res) for rule, _, res in jobs if rule != "train"]
-    assert {"dump_features", "probe", "score", "table"} <= {rule for rule, _ in others}
+    trains = [(rule, res) for rule, _, res in jobs if is_training(rule)]
+    assert {"train", "train_cifar100_main_haframe_seeds0to2"} <= {rule for rule, _ in trains}  # ResNet-50 / WRN packs
+    assert all(res["gres"] == "gpu:1" and res["slurm_partition"] == "gpu" for _, res in trains)
+    others = [(rule, res) for rule, _, res in jobs if not is_training(rule)]
+    assert {"probe", "score", "table"} <= {rule for rule, _ in others}
     assert not [rule for rule, res in others if "gres" in res or "gpu" in res or res.get("slurm_partition") != "cpu"]
 
 
@@ -59,8 +65,10 @@ def test_one_datasets_tables_rerun_only_that_dataset(tmp_path):
     config = yaml.safe_load(PAPERS.read_text())
     targets = [f"results/cifar100/tables/{table}.md" for table in fg.table_targets(config, "cifar100")]
     jobs = dry_run_jobs(*targets, "--configfile", str(PAPERS), workdir=tmp_path)
-    assert {rule for rule, _, _ in jobs} >= {"train", "table", "prepare_cifar"}
-    assert {wildcards.get("dataset") for _, wildcards, _ in jobs} == {"cifar100"}
+    assert {rule for rule, _, _ in jobs} >= {"table", "prepare_cifar", "train_cifar100_main_haframe_seeds0to2"}
+    packs = {rule for rule, _, _ in jobs if rule.startswith("train_")}  # no wildcards: the dataset is in the name
+    assert packs and all(rule.startswith("train_cifar100_") for rule in packs)
+    assert {wildcards.get("dataset") for rule, wildcards, _ in jobs if rule not in packs} == {"cifar100"}
 
 
 def skip_unless_slurm_can_run():
@@ -202,10 +210,11 @@ def test_jobs_went_through_sbatch_and_only_training_holds_a_gpu(tiny_through_slu
     jobs, log = tiny_through_slurm["jobs"], tiny_through_slurm["log"]
     assert len(jobs) == log.count("has been submitted with SLURM jobid") > 10
     assert {job["state"] for job in jobs} == {"COMPLETED"}
-    training = [job for job in jobs if re.fullmatch(r"rule_gpu_share\d+_train", job["comment"])]
+    rules = {job["id"]: job["comment"].split("_wildcards")[0].removeprefix("rule_") for job in jobs}
+    training = [job for job in jobs if is_training(rules[job["id"]])]
     assert training and all(job["partition"] == "gpu" and job["tres"] == "gres:gpu:1" for job in training)
     others = [job for job in jobs if job not in training]
-    assert {"dump_features", "probe"} <= {job["comment"].split("_wildcards")[0][5:] for job in others}
+    assert "probe" in {rules[job["id"]] for job in others}
     assert all(job["partition"] == "cpu" and "gpu" not in job["tres"] for job in others)
 
 
@@ -216,9 +225,9 @@ def test_changed_method_reruns_only_its_runs_and_what_is_built_from_them(tiny_th
     config["datasets"]["synthetic"]["experiments"]["main"]["methods"]["haframe"]["loss"]["alpha"] = 0.5
     (tmp_path / "changed.yaml").write_text(yaml.safe_dump(config))
     jobs = dry_run_jobs("--configfile", str(tmp_path / "changed.yaml"), workdir=tiny_through_slurm["slurm"])
-    trained = {(w["experiment"], w["method"], w["seed"]) for rule, w, _ in jobs if rule == "train"}
-    assert trained == {("main", "haframe", "0"), ("main", "haframe", "1")}
-    assert {rule for rule, _, _ in jobs} == {"train", "score", "table", "nc_curves"}
+    trained = {rule for rule, _, _ in jobs if is_training(rule)}
+    assert trained == {"train_synthetic_main_haframe_seeds0to1"}  # its two seeds, in one pack job
+    assert {rule for rule, _, _ in jobs} - trained == {"score", "table", "nc_curves", "paper_vs_ours", "ablation"}
     assert all(w.get("method", "haframe") == "haframe" for _, w, _ in jobs)
 
 

@@ -7,6 +7,7 @@ import yaml
 
 import featgeom.config as fg
 from featgeom.hierarchy_stage import check_hierarchy_files
+from featgeom.provenance import has_nvidia_gpu
 from featgeom.published import PUBLISHED_FILE, check_published_names, read_published
 
 # Our validator instead of snakemake.utils.validate: it reports every error with its key path and
@@ -135,6 +136,14 @@ def pack_first_run(pack):
     """Wildcards of a pack's first run: the input functions of `train` give the pack's inputs and resources."""
     return SimpleNamespace(dataset=pack["dataset"], experiment=pack["experiment"], method=pack["method"],
                            seed=pack["seeds"][0])
+
+
+def booked_workers(pack):
+    """Processes a pack job books CPUs and memory for: k sharing a GPU where training jobs get one (a profile
+    that gives rule `train` a GPU, or a GPU on this machine); else 1, as featgeom.packs.pack_workers then
+    trains the runs one after another in one process."""
+    profile_gpu = {"gres", "gpu"} & set(workflow.resource_settings.overwrite_resources.get("train", {}))
+    return pack["workers"] if profile_gpu or has_nvidia_gpu() else 1
 
 
 def check_hierarchies():

@@ -7,6 +7,7 @@
 for pack in fg.run_packs(config):
     first = pack_first_run(pack)
     booked = run_execution(first)["resources"]
+    workers = booked_workers(pack)
 
     rule:
         name:
@@ -20,10 +21,10 @@ for pack in fg.run_packs(config):
             pack_outputs(pack),
         params:
             spec=run_spec(first),
-        threads: config.get("threads_per_run", 1) * pack["workers"]
+        threads: config.get("threads_per_run", 1) * workers
         resources:
-            gpu_percent=min(100, gpu_share(first) * pack["workers"]),
-            mem_mb=booked["mem_mb"] * pack["workers"],
+            gpu_percent=min(100, gpu_share(first) * workers),
+            mem_mb=booked["mem_mb"] * workers,
             # worst case, sharing the GPU gains nothing: every run of the pack one after another
             runtime=booked["runtime"] * len(pack["seeds"]),
         log:
