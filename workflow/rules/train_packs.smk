@@ -37,11 +37,9 @@ for pack in fg.run_packs(config):
     # Both this rule and `train` (or `dump_features`) can make these files: the pack makes them.
     workflow.ruleorder(pack["name"], "train")
     workflow.ruleorder(pack["name"], "dump_features")
-
-# A profile's cluster settings for training jobs (`set-resources: train:` GPU partition and gres, in
-# profiles/slurm) are keyed by rule name; pack rules are training jobs too, so they take the same ones.
-# (`_parsed_overwrite_resources` is what Snakemake itself applies to rule `train`: workflow.py.)
-for pack in fg.run_packs(config):
+    # A profile's cluster settings for training jobs (`set-resources: train:` GPU partition and gres, in
+    # profiles/slurm) are keyed by rule name; a pack is a training job too, so it takes the same ones
+    # (`_parsed_overwrite_resources` is what Snakemake itself applies to rule `train`: workflow.py).
     workflow.get_rule(pack["name"]).resources.update(
         workflow.resource_settings._parsed_overwrite_resources.get("train", {})
     )
