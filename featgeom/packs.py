@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from featgeom.config import FEATURES_FILE, RUN_OUTPUTS
 from featgeom.rule_io import rule_log
 from featgeom.runner import dump_features, run_training
+
 _SEED_FOLDER = re.compile(r"seed(\d+)$")
 
 
