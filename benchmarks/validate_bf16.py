@@ -57,7 +57,7 @@ def bf16_inside_fp32_ci(summary: pd.DataFrame, experiment: str) -> pd.DataFrame:
     """Per (method, metric): fp32 mean, ci95, bf16 mean, and whether bf16's mean lies in fp32's interval."""
     fp32 = summary[summary["experiment"] == experiment].set_index(["method", "metric"])
     bf16 = summary[summary["experiment"] == f"{experiment}_bf16"].set_index(["method", "metric"])
-    joined = fp32[["mean", "ci95", "n_seeds"]].join(bf16[["mean"]], rsuffix="_bf16", how="inner")
+    joined = fp32[["mean", "ci95", "n_seeds"]].join(bf16[["mean"]].rename(columns={"mean": "mean_bf16"}), how="inner")
     if joined.empty:
         raise ValueError(f"no (method, metric) is present for both {experiment} and {experiment}_bf16")
     if joined["ci95"].isna().any():
