@@ -17,7 +17,8 @@ else:
     runs = runs_of_outputs(snakemake.output)
     cuda = resolve_device(spec["device"]).type == "cuda"
     workers = pack_workers(execution["resources"]["runs_per_gpu"], len(runs), cuda)
-    # threads_per_run torch threads per process, whatever the job booked: CPU numerics depend on the thread count
-    threads = min(snakemake.config.get("threads_per_run", 1), snakemake.threads)
+    # threads_per_run torch threads per process (CPU numerics depend on the thread count), fewer where Snakemake
+    # capped the job's threads (--cores) below what its workers booked
+    threads = max(1, min(snakemake.config.get("threads_per_run", 1), snakemake.threads // workers))
     train_pack(spec, runs, dict(snakemake.input), workers, threads=threads, speed=execution["speed"],
                log_path=snakemake.log[0])
