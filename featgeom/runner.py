@@ -24,8 +24,7 @@ from featgeom.models.backbones import build_backbone
 from featgeom.provenance import write_provenance
 from featgeom.step import StepOptions
 from featgeom.train import (
-    CHECKPOINT_FORMAT, drop_finished_resume_point_of_other_spec, fit, load_best_checkpoint, predict, save_checkpoint,
-    seed_everything, spec_fingerprint,
+    CHECKPOINT_FORMAT, fit, load_best_checkpoint, predict, save_checkpoint, seed_everything, spec_fingerprint,
 )
 
 
@@ -60,14 +59,13 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
                                 weight_decay=spec["train"].get("weight_decay", 5e-4))
     resume_point = Path(outputs["run_dir"]) / "last_checkpoint.pt"
     fingerprint = spec_fingerprint({**spec, "seed": seed})
-    if keep_resume_point:
-        drop_finished_resume_point_of_other_spec(resume_point, fingerprint, log)
     measure = partial(measure_collapse, loader=loaders["train_eval"], similarity=similarity)
     # In-memory batches all have one shape (the last partial batch is dropped): the step can be graph-captured.
     static_batches = isinstance(loaders["train"], InMemoryLoader)
     options = StepOptions.from_run(spec["train"], speed).applied(device, static_batches)
     state = fit(model, loss_fn, optimizer, loaders, fit_settings(spec["train"], seed), resume_point,
-                fingerprint, measure_collapse=measure, log=log, options=options)
+                fingerprint, measure_collapse=measure, log=log, options=options,
+                drop_superseded=keep_resume_point)
     model.load_state_dict(state.best_model)
     write_run_outputs(model, loaders, state, spec, outputs, frame, str(device))
     write_provenance(outputs["provenance"], {**spec, "seed": seed}, device=str(device),

@@ -96,31 +96,24 @@ def read_torch_file(path, what: str, remedy: str, weights_only: bool = False):
         raise ValueError(f"{what} {path} cannot be read ({type(err).__name__}: {err}); {remedy}") from err
 
 
-def load_checkpoint(path, fingerprint: str) -> dict:
-    """Load a checkpoint, refusing one that is corrupt or was made by another run spec."""
+def load_checkpoint(path, fingerprint: str, drop_superseded: bool = False) -> dict | None:
+    """Load a checkpoint, refusing one that is corrupt or was made by another run spec.
+
+    drop_superseded (packs keep their runs' final checkpoints): the final checkpoint of a run that FINISHED
+    under another spec is deleted and None returned. Snakemake reruns a finished run only after deleting its
+    outputs, here because its spec changed, so that checkpoint belongs to results that no longer exist. An
+    unfinished one is still refused: that is a run someone may want to finish under its own spec.
+    """
     state = read_torch_file(path, "checkpoint", "delete it to restart this run from scratch")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint {path} is not a featgeom checkpoint (format {CHECKPOINT_FORMAT})")
     if state.get("fingerprint") != fingerprint:
+        if drop_superseded and state.get("epoch") == state.get("epochs"):
+            path.unlink()
+            return None
         raise ValueError(f"checkpoint {path} was written by a different run config "
                          f"({state.get('fingerprint')} != {fingerprint}); move it away to start over")
     return state
-
-
-def drop_finished_resume_point_of_other_spec(path, fingerprint: str, log=None) -> None:
-    """Delete a kept resume point (runs_per_process > 1) of a run that FINISHED under another spec.
-
-    Snakemake reruns a finished run only after deleting its outputs, here because its spec changed; its
-    final checkpoint then belongs to results that no longer exist. An unfinished one is still refused by
-    load_checkpoint: that is a run someone may want to finish under its own spec.
-    """
-    if not path.exists():
-        return
-    state = read_torch_file(path, "checkpoint", "delete it to restart this run from scratch")
-    finished = isinstance(state, dict) and state.get("epoch") == state.get("epochs")
-    if finished and state.get("fingerprint") != fingerprint:
-        path.unlink()
-        _say(log, f"removed {path}: the final checkpoint of this run under its previous spec")
 
 
 def load_best_checkpoint(path) -> dict:
@@ -162,18 +155,23 @@ def _restore(model, optimizer, checkpoint: dict) -> FitState:
 
 
 def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, fingerprint: str,
-        measure_collapse=None, log=None, options: StepOptions = StepOptions()) -> FitState:
+        measure_collapse=None, log=None, options: StepOptions = StepOptions(),
+        drop_superseded: bool = False) -> FitState:
     """Train for settings['epochs'], resuming from `checkpoint_path` when it exists.
 
     loaders: dict with 'train' (has set_epoch) and 'val'. measure_collapse(model) -> dict is
     called every settings['collapse_every'] epochs and after the last epoch. `options` are the step
-    options that apply on this device (StepOptions.applied).
+    options that apply on this device (StepOptions.applied); `drop_superseded`: see load_checkpoint.
     """
     epochs, every = settings["epochs"], settings.get("collapse_every", 0)
     state = FitState()
     if checkpoint_path.exists():
-        state = _restore(model, optimizer, load_checkpoint(checkpoint_path, fingerprint))
-        _say(log, f"resumed from {checkpoint_path} after epoch {state.epoch}")
+        checkpoint = load_checkpoint(checkpoint_path, fingerprint, drop_superseded)
+        if checkpoint is None:
+            _say(log, f"removed {checkpoint_path}: the final checkpoint of this run under its previous spec")
+        else:
+            state = _restore(model, optimizer, checkpoint)
+            _say(log, f"resumed from {checkpoint_path} after epoch {state.epoch}")
     # Built after the restore: a graph-captured step binds the optimizer's (restored) momentum buffers.
     step = TrainStep(model, loss_fn, optimizer, options, next(model.parameters()).device)
     for epoch in range(state.epoch, epochs):
