@@ -114,13 +114,9 @@ def train_resource(key):
     return lambda wildcards: run_execution(wildcards)["resources"][key]
 
 
-def runs_per_gpu(wildcards):
-    return run_execution(wildcards)["resources"]["runs_per_gpu"]
-
-
 def gpu_share(wildcards):
     """The run's share of one GPU (`gpu_percent`; `--resources gpu_percent=100` = one GPU)."""
-    return fg.gpu_percent(runs_per_gpu(wildcards))
+    return fg.gpu_percent(run_execution(wildcards)["resources"]["runs_per_gpu"])
 
 
 def pack_outputs(pack):
