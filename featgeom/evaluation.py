@@ -1,10 +1,10 @@
-"""Run-level evaluation (numpy / scikit-learn only): metrics.json of a run, CRM re-ranking,
-and the MSC fine-grained linear probe on frozen features."""
+"""Run-level evaluation (numpy only: scoring a run must not pay scikit-learn's import): metrics.json of a run,
+CRM re-ranking, and reading the frozen features of the MSC probe (featgeom.probe fits it)."""
 from __future__ import annotations
 
 import numpy as np
 
-from featgeom import metrics, probe
+from featgeom import metrics
 
 
 def load_scores(path) -> tuple[np.ndarray, np.ndarray]:
@@ -53,14 +53,3 @@ def load_features(path) -> dict:
         if missing:
             raise ValueError(f"{path}: missing array(s) {missing}")
         return {k: data[k] for k in data.files}
-
-
-def fine_probe(features: dict, distances, C=1.0, max_iter=1000, seed=0) -> dict:
-    """Linear probe on the fine labels of frozen (coarse-pretrained) features: probe.json content."""
-    scores, info = probe.linear_probe(features["train_features"], features["train_labels_fine"],
-                                      features["test_features"], features["test_labels_fine"],
-                                      C=C, max_iter=max_iter, seed=seed, n_classes=distances.shape[0])
-    fine = metrics.hierarchy_metrics(scores, features["test_labels_fine"], distances)
-    return {"probe_top1": fine["top1"], "probe_mistake_severity": fine["mistake_severity"],
-            "probe_hierdist@1": fine["hierdist@1"], "probe_hierdist@5": fine["hierdist@5"],
-            "n_test": fine["n_test"], "probe": info}

@@ -13,6 +13,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from featgeom import metrics
+
 
 def _check_classes(train_y, test_y, n_classes):
     """Score column k must mean class k, so every class 0..K-1 needs training samples."""
@@ -64,3 +66,14 @@ def linear_probe(train_X, train_y, test_X, test_y, C=1.0, max_iter=1000, seed=0,
         "test_top1": float(np.mean(test_scores.argmax(axis=1) == test_y)),
     }
     return test_scores, info
+
+
+def fine_probe(features: dict, distances, C=1.0, max_iter=1000, seed=0) -> dict:
+    """Linear probe on the fine labels of frozen (coarse-pretrained) features: probe.json content."""
+    scores, info = linear_probe(features["train_features"], features["train_labels_fine"],
+                                features["test_features"], features["test_labels_fine"],
+                                C=C, max_iter=max_iter, seed=seed, n_classes=distances.shape[0])
+    fine = metrics.hierarchy_metrics(scores, features["test_labels_fine"], distances)
+    return {"probe_top1": fine["top1"], "probe_mistake_severity": fine["mistake_severity"],
+            "probe_hierdist@1": fine["hierdist@1"], "probe_hierdist@5": fine["hierdist@5"],
+            "n_test": fine["n_test"], "probe": info}

@@ -1,7 +1,8 @@
 """MSC protocol: multinomial logistic regression on frozen features, fine labels."""
-from featgeom.evaluation import fine_probe, load_features
+from featgeom.evaluation import load_features
 from featgeom.hierarchy import read_distance_csv
 from featgeom.io import write_json
+from featgeom.probe import fine_probe
 from featgeom.rule_io import rule_log
 
 with rule_log(snakemake):
