@@ -167,33 +167,62 @@ def resolve_run(config, dataset, experiment, method):
 def resolve_execution(config, dataset, experiment, method) -> dict:
     """How a run is executed (not what it computes): {'resources': runtime, mem_mb, runs_per_gpu; 'speed': ...}.
 
-    runs_per_gpu defaults per backbone (DEFAULT_RUNS_PER_GPU), else 1; runs_per_process defaults to 1.
+    runs_per_gpu defaults per backbone (DEFAULT_RUNS_PER_GPU), else 1; runs_per_process defaults to the
+    config's top-level `runs_per_process`, else 1.
     """
     exp = config["datasets"][dataset]["experiments"][experiment]
     spec = exp["methods"][method]
     train = deep_merge(exp.get("train", {}), spec.get("train"))
     backbone = (spec.get("model") or {}).get("backbone")
-    resources = {**DEFAULT_RESOURCES, "runs_per_gpu": DEFAULT_RUNS_PER_GPU.get(backbone, 1), "runs_per_process": 1,
-                 **train.get("resources", {})}
+    resources = {**DEFAULT_RESOURCES, "runs_per_gpu": DEFAULT_RUNS_PER_GPU.get(backbone, 1),
+                 "runs_per_process": config.get("runs_per_process", 1), **train.get("resources", {})}
     return {"resources": resources, "speed": {**DEFAULT_SPEED, **train.get("speed", {})}}
 
 
 def run_packs(config) -> list[dict]:
-    """Runs trained by one job (featgeom/packs.py): where resources.runs_per_gpu k x runs_per_process r > 1,
-    each trained method's seeds in chunks of k x r. A pack: {name (its rule's), dataset, experiment,
-    method, seeds, workers (processes sharing the GPU: min(k, seeds))}."""
+    """Runs trained by one job (featgeom/packs.py), where k x r > 1 (resources.runs_per_gpu x runs_per_process):
+    a method's seeds, cut into packs of at most k x r of near-equal size. With r > 1 (runs of seconds, where
+    start-up dominates) a pack also spans the methods of the experiment whose execution settings
+    (resolve_execution) are the same, method by method and seed by seed; with r = 1 it holds one method's runs, so
+    that changing or adding a method never reruns another's jobs. A pack: {name (its rule's), dataset, experiment,
+    runs ([{method, seed}]), workers (processes sharing the GPU: min(k, runs))}."""
     packs = []
     for dataset, name, exp in experiments(config):
+        groups = {}  # runs trained by the same packs, in config order
         for method in trained_methods(exp):
-            resources = resolve_execution(config, dataset, name, method)["resources"]
-            size = resources["runs_per_gpu"] * resources["runs_per_process"]
-            for first in range(0, exp["seeds"], size) if size > 1 else ():
-                seeds = list(range(first, min(first + size, exp["seeds"])))
-                which = f"seeds{seeds[0]}to{seeds[-1]}" if len(seeds) > 1 else f"seed{seeds[0]}"
-                packs.append({"name": f"train_{dataset}_{name}_{method}_{which}",
-                              "dataset": dataset, "experiment": name, "method": method, "seeds": seeds,
-                              "workers": min(resources["runs_per_gpu"], len(seeds))})
+            execution = resolve_execution(config, dataset, name, method)
+            key = repr(execution) if execution["resources"]["runs_per_process"] > 1 else method
+            group = groups.setdefault(key, {"resources": execution["resources"], "runs": []})
+            group["runs"] += [{"method": method, "seed": seed} for seed in range(exp["seeds"])]
+        for group in groups.values():
+            k = group["resources"]["runs_per_gpu"]
+            size = k * group["resources"]["runs_per_process"]
+            for runs in _even_chunks(group["runs"], size) if size > 1 else ():
+                packs.append({"name": f"train_{dataset}_{name}_{_pack_label(runs)}", "dataset": dataset,
+                              "experiment": name, "runs": runs, "workers": min(k, len(runs))})
     return packs
+
+
+def _even_chunks(items: list, size: int) -> list[list]:
+    """`items` cut into the fewest chunks of at most `size`, of near-equal lengths (21 by 8: 7, 7, 7; 5 by 2: 2, 2, 1)."""
+    n_chunks = -(-len(items) // size)
+    base, extra = divmod(len(items), n_chunks)
+    chunks, start = [], 0
+    for i in range(n_chunks):
+        end = start + base + (i < extra)
+        chunks.append(items[start:end])
+        start = end
+    return chunks
+
+
+def _pack_label(runs: list[dict]) -> str:
+    """ce_t1_seeds0to2 (one method), ce_t1_seed0_to_haframe_seed2 (several), ce_t1_seed4 (one run)."""
+    first, last = runs[0], runs[-1]
+    if len(runs) == 1:
+        return f"{first['method']}_seed{first['seed']}"
+    if first["method"] == last["method"]:
+        return f"{first['method']}_seeds{first['seed']}to{last['seed']}"
+    return f"{first['method']}_seed{first['seed']}_to_{last['method']}_seed{last['seed']}"
 
 
 def feature_seeds(config, dataset, experiment) -> list[int]:

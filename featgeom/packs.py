@@ -1,4 +1,5 @@
-"""Several training runs in one job: a pack (config: train.resources.runs_per_gpu, runs_per_process).
+"""Several training runs in one job: a pack (config: train.resources.runs_per_gpu, runs_per_process;
+featgeom.config.run_packs says which runs: seeds, and methods of one experiment with the same execution settings).
 
 At the published batch sizes one run leaves a GPU mostly idle (its step is bound by kernel launches), and
 every process pays torch's start-up (about 3-6 s and 800 MB). A pack job holds one GPU share and trains
@@ -23,10 +24,12 @@ from featgeom.rule_io import rule_log
 from featgeom.runner import dump_features, run_training
 
 _SEED_FOLDER = re.compile(r"seed(\d+)$")
+_OF_METHOD = "_of_"  # a pack's model inputs are named <input>_of_<method> (workflow/rules/common.smk)
 
 
 def runs_of_outputs(paths) -> list[dict]:
-    """[{seed, outputs}] of a pack rule's output files, one entry per run folder (…/seed<N>/), in seed order.
+    """[{method, seed, outputs}] of a pack rule's output files, one entry per run folder (…/<method>/seed<N>/),
+    in the order of the outputs.
 
     Derived from the outputs, not passed as params, so that regrouping runs into packs (an execution
     setting) does not make Snakemake rerun finished runs.
@@ -38,9 +41,19 @@ def runs_of_outputs(paths) -> list[dict]:
         if match is None or path.name not in names:
             raise ValueError(f"{path} is not a training run output (…/seed<N>/{{{', '.join(names)}}})")
         folders.setdefault(path.parent, {"run_dir": str(path.parent)})[names[path.name]] = str(path)
-    runs = [{"seed": int(_SEED_FOLDER.match(folder.name).group(1)), "outputs": outputs}
+    return [{"method": folder.parent.name, "seed": int(_SEED_FOLDER.match(folder.name).group(1)), "outputs": outputs}
             for folder, outputs in folders.items()]
-    return sorted(runs, key=lambda run: run["seed"])
+
+
+def run_inputs(inputs: dict, method: str) -> dict:
+    """The inputs of one run of a pack: those every run shares, and its method's `<input>_of_<method>` ones
+    (input names have no `_of_`; method names may)."""
+    own = {}
+    for key, path in inputs.items():
+        name, of, owner = key.partition(_OF_METHOD)
+        if not of or owner == method:
+            own[name] = path
+    return own
 
 
 def pack_workers(runs_per_gpu: int, n_runs: int, cuda: bool) -> int:
@@ -48,22 +61,23 @@ def pack_workers(runs_per_gpu: int, n_runs: int, cuda: bool) -> int:
     return min(runs_per_gpu, n_runs) if cuda else 1
 
 
-def train_pack(spec: dict, runs: list[dict], inputs: dict, workers: int, threads: int = 1, speed=None,
+def train_pack(specs: dict, runs: list[dict], inputs: dict, workers: int, threads: int = 1, speed=None,
                log_path=None) -> None:
-    """Train `runs` ([{seed, outputs}]) with `workers` processes: this one and workers - 1 spawned ones.
+    """Train `runs` ([{method, seed, outputs}]) with `workers` processes: this one and workers - 1 spawned ones.
+    specs: {method: resolved run spec}; inputs: the pack rule's (see run_inputs).
 
     Shares are dealt round-robin (worker i trains runs i, i + workers, ...). `log_path` is the rule log
     every run also writes to (its own train.log keeps each attempt).
     """
     shares = [runs[i::workers] for i in range(workers)]
     context = multiprocessing.get_context("spawn")  # a fresh CUDA context per process; fork would share one
-    others = [context.Process(target=train_runs, args=(spec, share, inputs, threads, speed, log_path), daemon=True)
+    others = [context.Process(target=train_runs, args=(specs, share, inputs, threads, speed, log_path), daemon=True)
               for share in shares[1:] if share]
     for process in others:
         process.start()
     failure = None
     try:
-        train_runs(spec, shares[0], inputs, threads, speed, log_path)
+        train_runs(specs, shares[0], inputs, threads, speed, log_path)
     except Exception as err:  # let the other processes finish their runs first: their work is kept
         failure = err
     for process in others:
@@ -75,17 +89,18 @@ def train_pack(spec: dict, runs: list[dict], inputs: dict, workers: int, threads
         raise RuntimeError(f"pack worker process(es) {failed} failed; their runs' train.log files say why")
 
 
-def train_runs(spec: dict, runs: list[dict], inputs: dict, threads: int, speed, log_path) -> None:
+def train_runs(specs: dict, runs: list[dict], inputs: dict, threads: int, speed, log_path) -> None:
     """Train runs one after another in this process (every run is attempted; the first error is raised)."""
     failure = None
     for run in runs:
         rule = SimpleNamespace(log=[log_path] if log_path else [])
+        spec, own_inputs = specs[run["method"]], run_inputs(inputs, run["method"])
         try:
             with rule_log(rule, keep_in=run["outputs"]["run_dir"]) as log:
-                run_training(spec, run["seed"], inputs, run["outputs"], threads=threads, log=log, speed=speed,
+                run_training(spec, run["seed"], own_inputs, run["outputs"], threads=threads, log=log, speed=speed,
                              keep_resume_point=True)
                 if "features" in run["outputs"]:  # the model is trained here: no job of its own to reload it
-                    dump_features(spec, run["seed"], {**inputs, "checkpoint": run["outputs"]["checkpoint"]},
+                    dump_features(spec, run["seed"], {**own_inputs, "checkpoint": run["outputs"]["checkpoint"]},
                                   run["outputs"]["features"], threads=threads)
         except Exception as err:
             failure = failure or err

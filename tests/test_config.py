@@ -183,10 +183,37 @@ def test_run_packs_chunk_each_trained_methods_seeds():
     main["train"]["resources"] = {"runs_per_gpu": 1}
     assert not [p for p in run_packs(config) if p["experiment"] == "main"]  # one run per job
     main["train"]["resources"] = {"runs_per_gpu": 2}
-    packs = [p for p in run_packs(config) if p["experiment"] == "main" and p["method"] == "ce_t1"]
-    assert [(p["seeds"], p["workers"]) for p in packs] == [([0, 1], 2), ([2, 3], 2), ([4], 1)]
+    packs = [p for p in run_packs(config) if p["experiment"] == "main" and p["runs"][0]["method"] == "ce_t1"]
+    assert [([r["seed"] for r in p["runs"]], p["workers"]) for p in packs] == [([0, 1], 2), ([2, 3], 2), ([4], 1)]
     assert [p["name"] for p in packs][::2] == ["train_synthetic_main_ce_t1_seeds0to1", "train_synthetic_main_ce_t1_seed4"]
-    main["train"]["resources"] = {"runs_per_gpu": 2, "runs_per_process": 2}
-    assert [p["seeds"] for p in run_packs(config) if p["method"] == "ce_t1" and p["experiment"] == "main"] == [
-        [0, 1, 2, 3], [4]]
-    assert not any(p["method"].startswith("crm") for p in run_packs(config))  # CRM does not train
+    main["train"]["resources"] = {"runs_per_gpu": 4}  # near-equal packs: 3 + 2 seeds, not 4 + 1
+    assert [len(p["runs"]) for p in run_packs(config) if p["experiment"] == "main"] == [3, 2, 3, 2]
+    assert not any(r["method"].startswith("crm") for p in run_packs(config) for r in p["runs"])  # CRM does not train
+
+
+def test_run_packs_span_methods_only_with_several_runs_per_process():
+    config = tiny()
+    main = config["datasets"]["synthetic"]["experiments"]["main"]
+    main["seeds"] = 5
+    main["train"]["resources"] = {"runs_per_gpu": 2, "runs_per_process": 2}  # packs of <= 4 of 10 runs: 4, 3, 3
+    packs = [p for p in run_packs(config) if p["experiment"] == "main"]
+    assert [[(r["method"], r["seed"]) for r in p["runs"]] for p in packs] == [
+        [("ce_t1", 0), ("ce_t1", 1), ("ce_t1", 2), ("ce_t1", 3)],
+        [("ce_t1", 4), ("haframe", 0), ("haframe", 1)],
+        [("haframe", 2), ("haframe", 3), ("haframe", 4)]]
+    assert [p["name"] for p in packs] == ["train_synthetic_main_ce_t1_seeds0to3",
+                                          "train_synthetic_main_ce_t1_seed4_to_haframe_seed1",
+                                          "train_synthetic_main_haframe_seeds2to4"]
+    # methods with other execution settings get packs of their own
+    methods(config)["haframe"]["train"] = {"resources": {"mem_mb": 4000}}
+    assert {tuple(sorted({r["method"] for r in p["runs"]})) for p in run_packs(config)
+            if p["experiment"] == "main"} == {("ce_t1",), ("haframe",)}
+
+
+def test_top_level_runs_per_process_is_every_experiments_default():
+    config = tiny()
+    config["runs_per_process"] = 50
+    assert resolve_execution(config, "synthetic", "main", "ce_t1")["resources"]["runs_per_process"] == 50
+    assert [len(p["runs"]) for p in run_packs(config)] == [4, 4, 2]  # each experiment: one pack
+    methods(config)["ce_t1"]["train"] = {"resources": {"runs_per_process": 1}}
+    assert resolve_execution(config, "synthetic", "main", "ce_t1")["resources"]["runs_per_process"] == 1

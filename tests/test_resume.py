@@ -12,12 +12,13 @@ from featgeom.data.arrays import save_arrays
 from featgeom.data.loaders import build_loaders
 from featgeom.data.manifest import verify_image_folder
 from featgeom.data.synthetic import make_synthetic
-from featgeom.hierarchy import Hierarchy, write_distance_csv, write_paths_csv
+from featgeom.frames import find_s_min
+from featgeom.hierarchy import Hierarchy, read_distance_csv, write_distance_csv, write_paths_csv
 from featgeom.hierarchy_stage import build_hierarchy_outputs
 from featgeom.io import read_json, write_json
 from featgeom.rule_io import RUN_LOG, rule_log
 from featgeom.config import RUN_OUTPUTS
-from featgeom.packs import runs_of_outputs, train_pack
+from featgeom.packs import run_inputs, runs_of_outputs, train_pack
 from featgeom.runner import run_training
 from featgeom.train import load_checkpoint
 
@@ -279,27 +280,48 @@ def test_a_kept_final_checkpoint_of_another_spec_is_dropped_an_unfinished_one_re
         run_training(changed, 0, inputs, killed, keep_resume_point=True)
 
 
+def ce_spec():
+    """A type-II cross-entropy run: a second method for packs."""
+    return {**spec("ce_t2"), "model": {"backbone": "convnet_small", "backbone_kwargs": {"width": 4}, "head": "type2"},
+            "loss": {"name": "ce"}, "frame": {}}
+
+
 def test_a_pack_trains_its_runs_in_two_processes_as_they_would_train_alone(inputs, tmp_path):
-    """train_pack with 2 workers (this process and a spawned one): each run's outputs equal a lone run's,
-    each run folder has its own log, and the rule log gets both."""
-    alone = outputs(tmp_path / "alone")
-    run_training(spec(), 1, inputs, alone)
-    runs = [{"seed": seed, "outputs": outputs(tmp_path / "pack" / f"seed{seed}")} for seed in (0, 1)]
+    """train_pack with 2 workers (this process and a spawned one) on runs of two methods: each run's outputs equal
+    a lone run's, HAFrame's run reads its own s_min input, each run folder has its own log, the rule log gets both."""
+    specs = {"haframe": spec(), "ce_t2": ce_spec()}
+    s_min = tmp_path / "s_min.json"
+    _, distances = read_distance_csv(inputs["distances"])
+    write_json(s_min, {"s_min": find_s_min(distances, 2.0)})
+    alone = {method: outputs(tmp_path / "alone" / method) for method in specs}
+    for method, method_spec in specs.items():
+        run_training(method_spec, 1, inputs, alone[method])
+    runs = [{"method": method, "seed": 1, "outputs": outputs(tmp_path / "pack" / method / "seed1")} for method in specs]
     rule_log_path = tmp_path / "pack.log"
-    train_pack(spec(), runs, inputs, workers=2, log_path=str(rule_log_path))
-    packed = np.load(runs[1]["outputs"]["test_logits"])["scores"]
-    assert packed.tobytes() == np.load(alone["test_logits"])["scores"].tobytes()
+    train_pack(specs, runs, {**inputs, "s_min_of_haframe": str(s_min)}, workers=2, log_path=str(rule_log_path))
     for run in runs:
+        packed = np.load(run["outputs"]["test_logits"])["scores"]
+        assert packed.tobytes() == np.load(alone[run["method"]]["test_logits"])["scores"].tobytes()
         assert "==== attempt 1 finished" in (Path(run["outputs"]["run_dir"]) / RUN_LOG).read_text()
+    provenance = read_json(runs[0]["outputs"]["provenance"])
+    assert provenance["applied"]["haframe_s_min"] == find_s_min(distances, 2.0)
     assert rule_log_path.read_text().count("epoch=4 ") == 2
 
 
+def test_run_inputs_gives_each_method_its_own_model_inputs():
+    pack_inputs = {"data": "a.npz", "levels": "l.json", "s_min_of_haframe": "g2.json", "s_min_of_haframe_of_g5": "g5.json"}
+    assert run_inputs(pack_inputs, "haframe") == {"data": "a.npz", "levels": "l.json", "s_min": "g2.json"}
+    assert run_inputs(pack_inputs, "haframe_of_g5")["s_min"] == "g5.json"
+    assert run_inputs(pack_inputs, "ce") == {"data": "a.npz", "levels": "l.json"}
+
+
 def test_runs_of_outputs_groups_a_pack_rules_files_by_run_folder():
-    paths = [f"results/d/e/m/seed{seed}/{name}" for seed in (3, 2) for name in RUN_OUTPUTS.values()]
+    paths = [f"results/d/e/{method}/seed{seed}/{name}" for method, seed in (("m", 3), ("m", 2), ("n", 0))
+             for name in RUN_OUTPUTS.values()]
     runs = runs_of_outputs(paths + ["results/d/e/m/seed2/features.npz"])
-    assert [run["seed"] for run in runs] == [2, 3]
-    assert runs[0]["outputs"]["checkpoint"] == "results/d/e/m/seed2/checkpoint_best.pt"
-    assert runs[0]["outputs"]["run_dir"] == "results/d/e/m/seed2"
-    assert runs[0]["outputs"]["features"].endswith("seed2/features.npz") and "features" not in runs[1]["outputs"]
+    assert [(run["method"], run["seed"]) for run in runs] == [("m", 3), ("m", 2), ("n", 0)]  # the rule's order
+    assert runs[1]["outputs"]["checkpoint"] == "results/d/e/m/seed2/checkpoint_best.pt"
+    assert runs[1]["outputs"]["run_dir"] == "results/d/e/m/seed2"
+    assert runs[1]["outputs"]["features"].endswith("seed2/features.npz") and "features" not in runs[0]["outputs"]
     with pytest.raises(ValueError, match="not a training run output"):
         runs_of_outputs(["results/d/e/m/seed2/probe.json"])

@@ -120,18 +120,29 @@ def gpu_share(wildcards):
 
 
 def pack_outputs(pack):
-    """The run files of a pack's rule: featgeom.config.RUN_OUTPUTS of each of its seeds, and features.npz
+    """The run files of a pack's rule: featgeom.config.RUN_OUTPUTS of each of its runs, and features.npz
     of those whose features the workflow reads (then rule dump_features is not needed for them)."""
     features = set(fg.feature_seeds(config, pack["dataset"], pack["experiment"]))
-    return [run_path(pack["dataset"], pack["experiment"], pack["method"], seed, name)
-            for seed in pack["seeds"]
-            for name in [*fg.RUN_OUTPUTS.values(), *([fg.FEATURES_FILE] if seed in features else [])]]
+    return [run_path(pack["dataset"], pack["experiment"], run["method"], run["seed"], name)
+            for run in pack["runs"]
+            for name in [*fg.RUN_OUTPUTS.values(), *([fg.FEATURES_FILE] if run["seed"] in features else [])]]
 
 
-def pack_first_run(pack):
-    """Wildcards of a pack's first run: the input functions of `train` give the pack's inputs and resources."""
-    return SimpleNamespace(dataset=pack["dataset"], experiment=pack["experiment"], method=pack["method"],
-                           seed=pack["seeds"][0])
+def pack_run_wildcards(pack):
+    """Wildcards of each run of a pack, for the input functions of rule `train`."""
+    return [SimpleNamespace(dataset=pack["dataset"], experiment=pack["experiment"], method=run["method"],
+                            seed=run["seed"]) for run in pack["runs"]]
+
+
+def pack_model_inputs(pack):
+    """model_inputs of every method of a pack, named `<name>_of_<method>` (featgeom.packs.run_inputs)."""
+    return {f"{name}_of_{run.method}": path for run in pack_run_wildcards(pack)
+            for name, path in model_inputs(run).items()}
+
+
+def pack_specs(pack):
+    """{method: resolved spec} of a pack's methods: the pack reruns when one of them changes."""
+    return {run.method: run_spec(run) for run in pack_run_wildcards(pack)}
 
 
 def booked_workers(pack):

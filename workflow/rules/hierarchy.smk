@@ -38,6 +38,8 @@ rule haframe_s_min:
         "logs/{dataset}/hierarchy/haframe_s_min_gamma{gamma}.log",
     benchmark:
         "results/{dataset}/benchmarks/haframe_s_min_gamma{gamma}.tsv"
+    # before any training job (their priority is their run count): HAFrame's runs wait for it
+    priority: 1000
     localrule: True
     conda:
         "../../envs/featgeom.yaml"

@@ -1,34 +1,39 @@
 # Training runs in packs (featgeom/packs.py): where an experiment has runs_per_gpu x runs_per_process > 1,
-# one job trains that many seeds of one method: runs_per_gpu processes share one GPU at once, each training
-# runs_per_process runs one after another (torch's start-up paid once per process). The same job shape runs
-# under `--cores N` and as one SLURM job holding one GPU. Each run keeps its own folder, log and resume point.
+# one job trains up to that many of its runs (seeds, and methods with the same execution settings):
+# runs_per_gpu processes share one GPU at once, each training its runs one after another (torch's start-up
+# paid once per process). The same job shape runs under `--cores N` and as one SLURM job holding one GPU.
+# Each run keeps its own folder, log and resume point.
 
 
 for pack in fg.run_packs(config):
-    first = pack_first_run(pack)
-    booked = run_execution(first)["resources"]
+    first = pack_run_wildcards(pack)[0]
+    booked = run_execution(first)["resources"]  # the same for every run of the pack (featgeom.config.run_packs)
     workers = booked_workers(pack)
 
     rule:
         name:
             pack["name"]
         input:
-            **model_inputs(first),
+            **pack_model_inputs(pack),
             data=training_data(first),
             distances=f"results/{pack['dataset']}/hierarchy/distances.csv",
             levels=f"results/{pack['dataset']}/hierarchy/levels.json",
         output:
             pack_outputs(pack),
         params:
-            spec=run_spec(first),
+            specs=pack_specs(pack),
         threads: config.get("threads_per_run", 1) * workers
+        # longest jobs first (the more runs, the longer), so that the last one to finish is a short one
+        priority: len(pack["runs"])
         resources:
             gpu_percent=min(100, gpu_share(first) * workers),
             mem_mb=booked["mem_mb"] * workers,
             # worst case, sharing the GPU gains nothing: every run of the pack one after another
-            runtime=booked["runtime"] * len(pack["seeds"]),
+            runtime=booked["runtime"] * len(pack["runs"]),
         log:
-            f"logs/{pack['dataset']}/{pack['experiment']}/{pack['method']}/{pack['name']}.log",
+            f"logs/{pack['dataset']}/{pack['experiment']}/{pack['name']}.log",
+        benchmark:
+            f"results/{pack['dataset']}/benchmarks/{pack['name']}.tsv"
         conda:
             "../../envs/featgeom.yaml"
         script:

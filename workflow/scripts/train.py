@@ -1,24 +1,31 @@
-"""Train the runs of one job: one (dataset, experiment, method, seed) run (rule train), or a pack of seeds of
-one method (the rules of workflow/rules/train_packs.smk); each run resumes from its own last checkpoint."""
+"""Train the runs of one job: one (dataset, experiment, method, seed) run (rule train), or a pack of runs of one
+experiment (the rules of workflow/rules/train_packs.smk); each run resumes from its own last checkpoint."""
 from featgeom.config import resolve_execution
 from featgeom.packs import pack_workers, runs_of_outputs, train_pack
 from featgeom.rule_io import rule_log
 from featgeom.runner import resolve_device, run_training
 
-spec = snakemake.params.spec
-# Execution settings come from the config, not from params: changing them must not rerun finished runs.
-execution = resolve_execution(snakemake.config, spec["dataset"], spec["experiment"], spec["method"])
+
+def execution_of(spec):
+    """Execution settings come from the config, not from params: changing them must not rerun finished runs."""
+    return resolve_execution(snakemake.config, spec["dataset"], spec["experiment"], spec["method"])
+
+
 if snakemake.rule == "train":
+    spec = snakemake.params.spec
     outputs = {**dict(snakemake.output.items()), "run_dir": snakemake.params.run_dir}
     with rule_log(snakemake, keep_in=snakemake.params.run_dir) as log:
         run_training(spec, int(snakemake.wildcards.seed), dict(snakemake.input), outputs, threads=snakemake.threads,
-                     log=log, speed=execution["speed"])
+                     log=log, speed=execution_of(spec)["speed"])
 else:
+    specs = snakemake.params.specs
+    first = next(iter(specs.values()))
+    execution = execution_of(first)  # the same for every run of a pack (featgeom.config.run_packs)
     runs = runs_of_outputs(snakemake.output)
-    cuda = resolve_device(spec["device"]).type == "cuda"
+    cuda = resolve_device(first["device"]).type == "cuda"
     workers = pack_workers(execution["resources"]["runs_per_gpu"], len(runs), cuda)
     # threads_per_run torch threads per process (CPU numerics depend on the thread count), fewer where Snakemake
     # capped the job's threads (--cores) below what its workers booked
     threads = max(1, min(snakemake.config.get("threads_per_run", 1), snakemake.threads // workers))
-    train_pack(spec, runs, dict(snakemake.input), workers, threads=threads, speed=execution["speed"],
+    train_pack(specs, runs, dict(snakemake.input), workers, threads=threads, speed=execution["speed"],
                log_path=snakemake.log[0])
