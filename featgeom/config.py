@@ -204,7 +204,7 @@ def run_packs(config) -> list[dict]:
 
 
 def _even_chunks(items: list, size: int) -> list[list]:
-    """`items` cut into the fewest chunks of at most `size`, of near-equal lengths (21 by 8: 7, 7, 7; 5 by 2: 2, 2, 1)."""
+    """`items` cut into the fewest chunks of at most `size`, of near-equal lengths (21 by 8: 7, 7, 7)."""
     n_chunks = -(-len(items) // size)
     base, extra = divmod(len(items), n_chunks)
     chunks, start = [], 0

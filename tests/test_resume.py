@@ -309,7 +309,8 @@ def test_a_pack_trains_its_runs_in_two_processes_as_they_would_train_alone(input
 
 
 def test_run_inputs_gives_each_method_its_own_model_inputs():
-    pack_inputs = {"data": "a.npz", "levels": "l.json", "s_min_of_haframe": "g2.json", "s_min_of_haframe_of_g5": "g5.json"}
+    pack_inputs = {"data": "a.npz", "levels": "l.json",
+                   "s_min_of_haframe": "g2.json", "s_min_of_haframe_of_g5": "g5.json"}
     assert run_inputs(pack_inputs, "haframe") == {"data": "a.npz", "levels": "l.json", "s_min": "g2.json"}
     assert run_inputs(pack_inputs, "haframe_of_g5")["s_min"] == "g5.json"
     assert run_inputs(pack_inputs, "ce") == {"data": "a.npz", "levels": "l.json"}

@@ -6,7 +6,8 @@ from featgeom.hierarchy import Hierarchy, write_paths_csv
 from featgeom.io import write_text
 from featgeom.rule_io import rule_log
 
-GENERATOR_KEYS = ("seed", "branching", "n_train", "n_val", "n_test", "noise", "image_size")  # the rest of `source` is not for the generator
+# the rest of `source` is not for the generator
+GENERATOR_KEYS = ("seed", "branching", "n_train", "n_val", "n_test", "noise", "image_size")
 
 with rule_log(snakemake):
     source = {k: v for k, v in snakemake.params.source.items() if k in GENERATOR_KEYS}
