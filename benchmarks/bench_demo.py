@@ -66,7 +66,7 @@ def main():
     print(f"{'peak process RSS (MB)':24s}{peak_mb:12.0f}")
     table = pd.concat(rules, axis=1).fillna(0)
     table.columns = [f"{name} {column}" for name, column in table.columns]
-    print("\nper rule (job seconds summed over jobs):")
+    print("\nrules with a benchmark file (job seconds summed over their jobs):")
     print(table.round(1).to_string())
 
 
