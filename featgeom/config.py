@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 
 TABLE_OF_KIND = {"hierarchy": "main", "coarse_fine": "coarse_fine", "longtail": "longtail"}
 IN_MEMORY_KINDS = ("synthetic", "cifar100", "cifar10")
@@ -191,7 +192,7 @@ def run_packs(config) -> list[dict]:
         groups = {}  # runs trained by the same packs, in config order
         for method in trained_methods(exp):
             execution = resolve_execution(config, dataset, name, method)
-            key = repr(execution) if execution["resources"]["runs_per_process"] > 1 else method
+            key = json.dumps(execution, sort_keys=True) if execution["resources"]["runs_per_process"] > 1 else method
             group = groups.setdefault(key, {"resources": execution["resources"], "runs": []})
             group["runs"] += [{"method": method, "seed": seed} for seed in range(exp["seeds"])]
         for group in groups.values():

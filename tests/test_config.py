@@ -204,8 +204,12 @@ def test_run_packs_span_methods_only_with_several_runs_per_process():
     assert [p["name"] for p in packs] == ["train_synthetic_main_ce_t1_seeds0to3",
                                           "train_synthetic_main_ce_t1_seed4_to_haframe_seed1",
                                           "train_synthetic_main_haframe_seeds2to4"]
-    # methods with other execution settings get packs of their own
-    methods(config)["haframe"]["train"] = {"resources": {"mem_mb": 4000}}
+    # the same settings, given per method in another order, are the same; other settings get packs of their own
+    main["train"].pop("resources")
+    methods(config)["ce_t1"]["train"] = {"resources": {"runs_per_gpu": 2, "runs_per_process": 2}}
+    methods(config)["haframe"]["train"] = {"resources": {"runs_per_process": 2, "runs_per_gpu": 2}}
+    assert len([p for p in run_packs(config) if p["experiment"] == "main"]) == 3
+    methods(config)["haframe"]["train"]["resources"]["mem_mb"] = 4000
     assert {tuple(sorted({r["method"] for r in p["runs"]})) for p in run_packs(config)
             if p["experiment"] == "main"} == {("ce_t1",), ("haframe",)}
 
