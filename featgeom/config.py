@@ -31,6 +31,9 @@ DEFAULT_SPEED = {"channels_last": False, "compile": False, "cuda_graph": False}
 RUN_OUTPUTS = {"test_logits": "test_logits.npz", "checkpoint": "checkpoint_best.pt", "history": "history.json",
                "collapse": "collapse.json", "provenance": "provenance.json"}
 FEATURES_FILE = "features.npz"  # penultimate features of a run's best model (probe, t-SNE, Mueller figures)
+# A pack's per-method inputs (HAFrame's s_min, backbone weights) are named <input><PACK_INPUT_OF><method>;
+# input names never contain it, method names may.
+PACK_INPUT_OF = "_of_"
 # torchvision's own file name for ResNet50_Weights.IMAGENET1K_V1 (the 8 hex digits are its sha256 prefix).
 IMAGENET_RESNET50_FILE = "resnet50-0676ba61.pth"
 _MAX_SCHEMA_ERRORS = 10

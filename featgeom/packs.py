@@ -19,12 +19,11 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
-from featgeom.config import FEATURES_FILE, RUN_OUTPUTS
+from featgeom.config import FEATURES_FILE, PACK_INPUT_OF, RUN_OUTPUTS
 from featgeom.rule_io import rule_log
 from featgeom.runner import dump_features, run_training
 
 _SEED_FOLDER = re.compile(r"seed(\d+)$")
-_OF_METHOD = "_of_"  # a pack's model inputs are named <input>_of_<method> (workflow/rules/common.smk)
 
 
 def runs_of_outputs(paths) -> list[dict]:
@@ -47,10 +46,10 @@ def runs_of_outputs(paths) -> list[dict]:
 
 def run_inputs(inputs: dict, method: str) -> dict:
     """The inputs of one run of a pack: those every run shares, and its method's `<input>_of_<method>` ones
-    (input names have no `_of_`; method names may)."""
+    (featgeom.config.PACK_INPUT_OF)."""
     own = {}
     for key, path in inputs.items():
-        name, of, owner = key.partition(_OF_METHOD)
+        name, of, owner = key.partition(PACK_INPUT_OF)
         if not of or owner == method:
             own[name] = path
     return own

@@ -128,21 +128,25 @@ def pack_outputs(pack):
             for name in [*fg.RUN_OUTPUTS.values(), *([fg.FEATURES_FILE] if run["seed"] in features else [])]]
 
 
-def pack_run_wildcards(pack):
-    """Wildcards of each run of a pack, for the input functions of rule `train`."""
-    return [SimpleNamespace(dataset=pack["dataset"], experiment=pack["experiment"], method=run["method"],
-                            seed=run["seed"]) for run in pack["runs"]]
+def pack_method_wildcards(pack):
+    """Wildcards of each method of a pack (at its first run), for the input functions of `train`.
+    What those give (spec, model inputs, resources) does not depend on the seed."""
+    firsts = {}
+    for run in pack["runs"]:
+        firsts.setdefault(run["method"], run["seed"])
+    return [SimpleNamespace(dataset=pack["dataset"], experiment=pack["experiment"], method=method, seed=seed)
+            for method, seed in firsts.items()]
 
 
 def pack_model_inputs(pack):
     """model_inputs of every method of a pack, named `<name>_of_<method>` (featgeom.packs.run_inputs)."""
-    return {f"{name}_of_{run.method}": path for run in pack_run_wildcards(pack)
+    return {f"{name}{fg.PACK_INPUT_OF}{run.method}": path for run in pack_method_wildcards(pack)
             for name, path in model_inputs(run).items()}
 
 
 def pack_specs(pack):
     """{method: resolved spec} of a pack's methods: the pack reruns when one of them changes."""
-    return {run.method: run_spec(run) for run in pack_run_wildcards(pack)}
+    return {run.method: run_spec(run) for run in pack_method_wildcards(pack)}
 
 
 def booked_workers(pack):

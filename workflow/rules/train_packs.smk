@@ -6,7 +6,7 @@
 
 
 for pack in fg.run_packs(config):
-    first = pack_run_wildcards(pack)[0]
+    first = pack_method_wildcards(pack)[0]
     booked = run_execution(first)["resources"]  # the same for every run of the pack (featgeom.config.run_packs)
     workers = booked_workers(pack)
 
