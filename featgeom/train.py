@@ -10,7 +10,9 @@ import hashlib
 import json
 import math
 import random
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -79,8 +81,16 @@ def predict(model, loader):
 
 
 def save_checkpoint(path, state: dict) -> None:
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path, suffix=".pt") as tmp:
+            torch.save(state, tmp)
+    except RuntimeError as err:
+        # torch's zip writer reports a full disk or quota as "unexpected pos" or "file write failed", never as
+        # ENOSPC; the previous checkpoint is still in place (atomic_path), so the run resumes once there is room.
+        free_mib = shutil.disk_usage(Path(path).parent).free / 2**20
+        raise OSError(f"cannot write checkpoint {path} ({err}); {free_mib:.0f} MiB are free on its file system: "
+                      "a full disk or quota is the usual cause. Free space and rerun: the run resumes from its "
+                      "last complete checkpoint") from err
 
 
 def read_torch_file(path, what: str, remedy: str, weights_only: bool = False):

@@ -127,6 +127,29 @@ def test_corrupt_checkpoint_names_the_file(inputs, tmp_path):
         run_training(spec(), 0, inputs, outputs(folder))
 
 
+def test_a_full_disk_names_the_checkpoint_and_keeps_the_last_complete_one(inputs, tmp_path, monkeypatch):
+    run = outputs(tmp_path / "run")
+    real_save, calls = torch.save, []
+
+    def disk_full_at_epoch_3(state, target):
+        calls.append(target)
+        if len(calls) == 3:
+            Path(target).write_bytes(b"PK half")  # what torch's zip writer leaves when the disk fills
+            raise RuntimeError("[enforce fail at inline_container.cc:671] . unexpected pos 15069952 vs 15069848")
+        real_save(state, target)
+
+    monkeypatch.setattr(torch, "save", disk_full_at_epoch_3)
+    with pytest.raises(OSError, match=r"cannot write checkpoint .*last_checkpoint\.pt .*MiB are free.*full disk"):
+        run_training(spec(), 0, inputs, run)
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["last_checkpoint.pt"]  # no half-written file
+    assert load_checkpoint(tmp_path / "run" / "last_checkpoint.pt",
+                           train_module.spec_fingerprint({**spec(), "seed": 0}))["epoch"] == 2
+
+    monkeypatch.setattr(torch, "save", real_save)
+    run_training(spec(), 0, inputs, run)
+    assert read_json(run["history"])["epochs"][-1]["epoch"] == 4
+
+
 def test_select_last_tests_the_final_epoch(inputs, tmp_path):
     last = spec()
     last["train"]["select"] = "last"
