@@ -118,7 +118,7 @@ def load_checkpoint(path, fingerprint: str, drop_superseded: bool = False) -> di
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint {path} is not a featgeom checkpoint (format {CHECKPOINT_FORMAT})")
     if state.get("fingerprint") != fingerprint:
-        if drop_superseded and state.get("epoch") == state.get("epochs"):
+        if drop_superseded and _is_final(state):
             path.unlink()
             return None
         raise ValueError(f"checkpoint {path} was written by a different run config "
@@ -151,9 +151,14 @@ class FitState:
     collapse_history: list = field(default_factory=list)
 
 
+def _is_final(checkpoint: dict) -> bool:
+    """Written after the run's last epoch (then it holds no model or optimizer state: _checkpoint_state)."""
+    return checkpoint.get("epoch") == checkpoint.get("epochs")
+
+
 def _checkpoint_state(model, optimizer, state: FitState, fingerprint: str, epochs: int) -> dict:
     header = {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epochs": epochs, **state.__dict__}
-    if state.epoch == epochs:
+    if _is_final(header):
         # A finished run never steps again: its FitState (best model included) is all a rerun needs. Packs
         # keep this checkpoint, so it must stay one model's size (ResNet-50: 136 MB, not 365 MB with the
         # current weights and the momentum buffers).
@@ -163,7 +168,7 @@ def _checkpoint_state(model, optimizer, state: FitState, fingerprint: str, epoch
 
 
 def _restore(model, optimizer, checkpoint: dict) -> FitState:
-    if checkpoint["epoch"] < checkpoint["epochs"]:
+    if not _is_final(checkpoint):
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         torch.set_rng_state(checkpoint["torch_rng"])

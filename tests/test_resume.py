@@ -265,7 +265,8 @@ def test_a_pack_retrains_only_the_run_whose_folder_was_deleted(inputs, tmp_path,
     for seed, run in runs.items():
         run_training(spec(), seed, inputs, run, keep_resume_point=True)
     first = {seed: np.load(run["test_logits"])["scores"].tobytes() for seed, run in runs.items()}
-    kept = [torch.load(tmp_path / f"seed{seed}" / "last_checkpoint.pt", weights_only=False) for seed in runs]
+    kept = [load_checkpoint(tmp_path / f"seed{seed}" / "last_checkpoint.pt",
+                            train_module.spec_fingerprint({**spec(), "seed": seed})) for seed in runs]
     # A finished run's checkpoint holds its best model, not the current weights nor the momentum buffers.
     assert all(state["epoch"] == 4 and "best_model" in state and not {"model", "optimizer"} & state.keys()
                for state in kept)
