@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 from featgeom.config import FEATURES_FILE, PACK_INPUT_OF, RUN_OUTPUTS
 from featgeom.rule_io import rule_log
+from featgeom.run_guard import exit_with_parent, hold_run_folders
 from featgeom.runner import dump_features, run_training
 
 _SEED_FOLDER = re.compile(r"seed(\d+)$")
@@ -70,22 +71,30 @@ def train_pack(specs: dict, runs: list[dict], inputs: dict, workers: int, thread
     """
     shares = [runs[i::workers] for i in range(workers)]
     context = multiprocessing.get_context("spawn")  # a fresh CUDA context per process; fork would share one
-    others = [context.Process(target=train_runs, args=(specs, share, inputs, threads, speed, log_path), daemon=True)
+    others = [context.Process(target=_worker, args=(specs, share, inputs, threads, speed, log_path), daemon=True)
               for share in shares[1:] if share]
-    for process in others:
-        process.start()
     failure = None
-    try:
-        train_runs(specs, shares[0], inputs, threads, speed, log_path)
-    except Exception as err:  # let the other processes finish their runs first: their work is kept
-        failure = err
-    for process in others:
-        process.join()
+    # This process holds every run folder of the pack until all its workers have ended (they exit with it).
+    with hold_run_folders(run["outputs"]["run_dir"] for run in runs):
+        for process in others:
+            process.start()
+        try:
+            train_runs(specs, shares[0], inputs, threads, speed, log_path)
+        except Exception as err:  # let the other processes finish their runs first: their work is kept
+            failure = err
+        for process in others:
+            process.join()
     failed = [p.pid for p in others if p.exitcode != 0]
     if failure is not None:
         raise failure
     if failed:
         raise RuntimeError(f"pack worker process(es) {failed} failed; their runs' train.log files say why")
+
+
+def _worker(*args) -> None:
+    """A spawned worker process: train_runs, stopping if the pack job dies (its run folders are no longer held)."""
+    exit_with_parent()
+    train_runs(*args)
 
 
 def train_runs(specs: dict, runs: list[dict], inputs: dict, threads: int, speed, log_path) -> None:

@@ -18,13 +18,15 @@ from featgeom.data.loaders import build_loaders
 from featgeom.hierarchy import read_distance_csv
 from featgeom.hierarchy_stage import level_table_of
 from featgeom.io import read_json, write_json, write_npz
+from featgeom.lineage import made_of
 from featgeom.losses import build_loss
 from featgeom.models import build_model, param_groups
 from featgeom.models.backbones import build_backbone
 from featgeom.provenance import write_provenance
+from featgeom.run_guard import clear_forced, forced_since
 from featgeom.step import StepOptions
 from featgeom.train import (
-    CHECKPOINT_FORMAT, fit, load_best_checkpoint, predict, save_checkpoint, seed_everything, spec_fingerprint,
+    CHECKPOINT_FORMAT, fit, load_best_checkpoint, predict, save_checkpoint, seed_everything,
 )
 
 
@@ -42,7 +44,7 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     outputs: run_dir, test_logits, checkpoint, history, collapse, provenance.
     speed: the execution speed options (featgeom.config.resolve_execution); they do not change results.
     keep_resume_point: keep the final checkpoint (runs trained in packs: a rerun of the pack then only
-    re-evaluates this run instead of training it again)."""
+    re-evaluates this run instead of training it again, when featgeom.lineage.made_of is unchanged)."""
     torch.set_num_threads(threads)
     device = resolve_device(spec["device"])
     seed_everything(seed)
@@ -57,25 +59,34 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
                          head=model.head, level_table=table).to(device)
     optimizer = torch.optim.SGD(param_groups(model, spec["train"]["lr"]), momentum=spec["train"].get("momentum", 0.9),
                                 weight_decay=spec["train"].get("weight_decay", 5e-4))
-    resume_point = Path(outputs["run_dir"]) / "last_checkpoint.pt"
-    fingerprint = spec_fingerprint({**spec, "seed": seed})
+    run_dir = Path(outputs["run_dir"])
+    resume_point = run_dir / "last_checkpoint.pt"
+    lineage = made_of(spec, seed, inputs, None if frame is None else np.ascontiguousarray(frame).tobytes())
     measure = partial(measure_collapse, loader=loaders["train_eval"], similarity=similarity)
     # In-memory batches all have one shape (the last partial batch is dropped): the step can be graph-captured.
     static_batches = isinstance(loaders["train"], InMemoryLoader)
     options = StepOptions.from_run(spec["train"], speed).applied(device, static_batches)
-    state = fit(model, loss_fn, optimizer, loaders, fit_settings(spec["train"], seed), resume_point,
-                fingerprint, measure_collapse=measure, log=log, options=options,
-                drop_superseded=keep_resume_point)
+    state = fit(model, loss_fn, optimizer, loaders, fit_settings(spec["train"], seed), resume_point, lineage,
+                measure_collapse=measure, log=log, options=options, reuse_final=reuses_final(run_dir, resume_point))
     model.load_state_dict(state.best_model)
-    write_run_outputs(model, loaders, state, spec, outputs, frame, str(device))
+    write_run_outputs(model, loaders, state, spec, outputs, frame, str(device), lineage)
     write_provenance(outputs["provenance"], {**spec, "seed": seed}, device=str(device),
                      extra={"applied": {"transforms": loaders["transforms"], "haframe_s_min": s_min,
                                         "step": dataclasses.asdict(options)},
+                            "made_of": lineage, "inputs": {k: str(v) for k, v in sorted(inputs.items())},
                             "pilot": spec.get("pilot")})
     # Only now is every output written: a kill before this line reruns from the final epoch's
     # checkpoint (no epoch is retrained); after it the resume point would only go stale.
+    clear_forced(run_dir)
     if not keep_resume_point:
         resume_point.unlink()
+
+
+def reuses_final(run_dir: Path, resume_point: Path) -> bool:
+    """A final checkpoint is reused unless Snakemake forced the run after it was written (featgeom.run_guard);
+    one written since, by the forced retraining itself, is reused after a kill."""
+    forced = forced_since(run_dir)
+    return forced is None or not resume_point.exists() or resume_point.stat().st_mtime_ns > forced
 
 
 def fit_settings(train: dict, seed: int) -> dict:
@@ -141,11 +152,11 @@ COLLAPSE_CONVENTIONS = (
     "cone angles in degrees between each feature and its class mean")
 
 
-def write_run_outputs(model, loaders, state, spec, outputs, frame, device) -> None:
+def write_run_outputs(model, loaders, state, spec, outputs, frame, device, lineage: dict) -> None:
     logits, _, labels = predict(model, loaders["test"])
     write_npz(outputs["test_logits"], scores=logits.astype(np.float32), labels=labels.astype(np.int64))
     save_checkpoint(outputs["checkpoint"], {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "spec": spec,
-                                            "frame": frame, "best_epoch": state.best_epoch,
+                                            "frame": frame, "made_of": lineage, "best_epoch": state.best_epoch,
                                             "best_val_top1": state.best_val})
     write_json(outputs["history"], {"epochs": state.history, "best_epoch": state.best_epoch,
                                     "best_val_top1": state.best_val, "device": device})

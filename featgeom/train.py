@@ -6,8 +6,6 @@ state, and the data order, which the loaders derive from (seed, epoch) alone.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import random
 import shutil
@@ -19,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from featgeom.io import atomic_path
+from featgeom.lineage import describe_changes
 from featgeom.step import StepOptions, TrainStep
 
 CHECKPOINT_FORMAT = 1
@@ -52,11 +51,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def spec_fingerprint(spec: dict) -> str:
-    """Hash of the resolved run spec; a checkpoint from another spec must not be resumed."""
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def train_one_epoch(step: TrainStep, loader, progress) -> dict:
@@ -106,24 +100,16 @@ def read_torch_file(path, what: str, remedy: str, weights_only: bool = False):
         raise ValueError(f"{what} {path} cannot be read ({type(err).__name__}: {err}); {remedy}") from err
 
 
-def load_checkpoint(path, fingerprint: str, drop_superseded: bool = False) -> dict | None:
-    """Load a checkpoint, refusing one that is corrupt or was made by another run spec.
+def load_checkpoint(path, made_of: dict) -> tuple[dict | None, str | None]:
+    """(checkpoint, None) when `path` was made by exactly `made_of` (featgeom.lineage), else (None, what changed).
 
-    drop_superseded (packs keep their runs' final checkpoints): the final checkpoint of a run that FINISHED
-    under another spec is deleted and None returned. Snakemake reruns a finished run only after deleting its
-    outputs, here because its spec changed, so that checkpoint belongs to results that no longer exist. An
-    unfinished one is still refused: that is a run someone may want to finish under its own spec.
+    A checkpoint that cannot be read, or is not featgeom's, is refused: that is a damaged file, not a stale one.
     """
     state = read_torch_file(path, "checkpoint", "delete it to restart this run from scratch")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint {path} is not a featgeom checkpoint (format {CHECKPOINT_FORMAT})")
-    if state.get("fingerprint") != fingerprint:
-        if drop_superseded and _is_final(state):
-            path.unlink()
-            return None
-        raise ValueError(f"checkpoint {path} was written by a different run config "
-                         f"({state.get('fingerprint')} != {fingerprint}); move it away to start over")
-    return state
+    changed = describe_changes(state.get("made_of"), made_of)
+    return (None, changed) if changed else (state, None)
 
 
 def load_best_checkpoint(path) -> dict:
@@ -156,8 +142,8 @@ def _is_final(checkpoint: dict) -> bool:
     return checkpoint.get("epoch") == checkpoint.get("epochs")
 
 
-def _checkpoint_state(model, optimizer, state: FitState, fingerprint: str, epochs: int) -> dict:
-    header = {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epochs": epochs, **state.__dict__}
+def _checkpoint_state(model, optimizer, state: FitState, made_of: dict, epochs: int) -> dict:
+    header = {"format": CHECKPOINT_FORMAT, "made_of": made_of, "epochs": epochs, **state.__dict__}
     if _is_final(header):
         # A finished run never steps again: its FitState (best model included) is all a rerun needs. Packs
         # keep this checkpoint, so it must stay one model's size (ResNet-50: 136 MB, not 365 MB with the
@@ -175,21 +161,24 @@ def _restore(model, optimizer, checkpoint: dict) -> FitState:
     return FitState(**{k: checkpoint[k] for k in FitState.__dataclass_fields__})
 
 
-def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, fingerprint: str,
-        measure_collapse=None, log=None, options: StepOptions = StepOptions(),
-        drop_superseded: bool = False) -> FitState:
-    """Train for settings['epochs'], resuming from `checkpoint_path` when it exists.
+def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, made_of: dict,
+        measure_collapse=None, log=None, options: StepOptions = StepOptions(), reuse_final: bool = True) -> FitState:
+    """Train for settings['epochs'], resuming from `checkpoint_path` when it was made by `made_of`.
 
     loaders: dict with 'train' (has set_epoch) and 'val'. measure_collapse(model) -> dict is
     called every settings['collapse_every'] epochs and after the last epoch. `options` are the step
-    options that apply on this device (StepOptions.applied); `drop_superseded`: see load_checkpoint.
+    options that apply on this device (StepOptions.applied). A checkpoint made by anything else is deleted and
+    the run trains from scratch; so is a final one when not `reuse_final` (Snakemake forced this run).
     """
     epochs, every = settings["epochs"], settings.get("collapse_every", 0)
     state = FitState()
     if checkpoint_path.exists():
-        checkpoint = load_checkpoint(checkpoint_path, fingerprint, drop_superseded)
+        checkpoint, changed = load_checkpoint(checkpoint_path, made_of)
+        if checkpoint is not None and _is_final(checkpoint) and not reuse_final:
+            checkpoint, changed = None, "snakemake forced this run to rerun (-F, -R or --forcerun)"
         if checkpoint is None:
-            _say(log, f"removed {checkpoint_path}: the final checkpoint of this run under its previous spec")
+            checkpoint_path.unlink()
+            _say(log, f"training from scratch, {checkpoint_path} deleted: {changed}")
         else:
             state = _restore(model, optimizer, checkpoint)
             _say(log, f"resumed from {checkpoint_path} after epoch {state.epoch}")
@@ -207,7 +196,7 @@ def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, fin
             state.collapse_history.append({"epoch": epoch + 1, **measure_collapse(model)})
         state.history.append(record)
         state.epoch = epoch + 1
-        save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, state, fingerprint, epochs))
+        save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, state, made_of, epochs))
         _say(log, "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
     return state
 

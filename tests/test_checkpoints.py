@@ -45,7 +45,7 @@ def test_truncated_last_checkpoint_names_the_file(tmp_path):
     state = {"format": CHECKPOINT_FORMAT, "fingerprint": "f", "model": {"w": torch.randn(64, 64)}}
     path = truncated_copy(saved(tmp_path / "last_checkpoint.pt", state))
     with pytest.raises(ValueError, match="cannot be read") as err:
-        load_checkpoint(path, "f")
+        load_checkpoint(path, {})
     assert str(path) in str(err.value)
 
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import featgeom.train as train_module
-from featgeom.data.arrays import save_arrays
+from featgeom.data.arrays import load_arrays, save_arrays
 from featgeom.data.loaders import build_loaders
 from featgeom.data.manifest import verify_image_folder
 from featgeom.data.synthetic import make_synthetic
@@ -19,8 +19,11 @@ from featgeom.io import read_json, write_json
 from featgeom.rule_io import RUN_LOG, rule_log
 from featgeom.config import RUN_OUTPUTS
 from featgeom.packs import run_inputs, runs_of_outputs, train_pack
+import featgeom.runner as runner_module
+from featgeom.lineage import made_of
+from featgeom.run_guard import FORCED_MARK, mark_forced
 from featgeom.runner import run_training
-from featgeom.train import load_checkpoint
+from featgeom.train import read_torch_file
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +51,10 @@ def spec(method="haframe"):
                       "classifier": 0.1}, "collapse_every": 2}}
 
 
+def saved_checkpoint(path) -> dict:
+    return read_torch_file(path, "checkpoint", "")
+
+
 def outputs(folder):
     folder.mkdir(parents=True, exist_ok=True)
     names = ("test_logits.npz", "checkpoint_best.pt", "history.json", "collapse.json", "provenance.json")
@@ -61,8 +68,7 @@ def test_resumed_run_matches_uninterrupted_run(inputs, tmp_path, monkeypatch):
     real_epoch = kill_in_epoch(3, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_training(spec(), 0, inputs, resumed)
-    assert load_checkpoint(tmp_path / "resumed" / "last_checkpoint.pt",
-                           train_module.spec_fingerprint({**spec(), "seed": 0}))["epoch"] == 2
+    assert saved_checkpoint(tmp_path / "resumed" / "last_checkpoint.pt")["epoch"] == 2
     monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
     run_training(spec(), 0, inputs, resumed)
     assert not (tmp_path / "resumed" / "last_checkpoint.pt").exists()  # removed once the run is complete
@@ -108,15 +114,76 @@ def test_run_log_keeps_the_killed_attempt_and_the_resume(inputs, tmp_path, monke
     assert -1 not in positions and positions == sorted(positions), text
 
 
-def test_checkpoint_of_another_config_is_refused(inputs, tmp_path, monkeypatch):
+def counting_epochs(monkeypatch) -> list:
+    """Make train_one_epoch append to the returned list each time it trains an epoch."""
+    real_epoch, trained = train_module.train_one_epoch, []
+
+    def counting(step, loader, progress):
+        trained.append(1)
+        return real_epoch(step, loader, progress)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", counting)
+    return trained
+
+
+def test_an_unfinished_checkpoint_of_another_config_is_retrained_from_scratch(inputs, tmp_path, monkeypatch):
     real_epoch = kill_in_epoch(2, monkeypatch)
+    run = outputs(tmp_path / "run")
     with pytest.raises(KeyboardInterrupt):
-        run_training(spec(), 0, inputs, outputs(tmp_path / "run"))
+        run_training(spec(), 0, inputs, run)
     monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
     other = spec()
     other["loss"]["alpha"] = 0.5
-    with pytest.raises(ValueError, match="different run config"):
-        run_training(other, 0, inputs, outputs(tmp_path / "run"))
+    trained = counting_epochs(monkeypatch)
+    with open(tmp_path / "log.txt", "w") as log:
+        run_training(other, 0, inputs, run, log=log)
+    assert len(trained) == 4
+    assert "training from scratch" in (tmp_path / "log.txt").read_text()
+    assert "the run's config changed since it was written" in (tmp_path / "log.txt").read_text()
+    fresh = outputs(tmp_path / "fresh")
+    run_training(other, 0, inputs, fresh)
+    assert np.load(run["test_logits"])["scores"].tobytes() == np.load(fresh["test_logits"])["scores"].tobytes()
+
+
+def _scaled_distances(inputs, folder):
+    """Every distance x2: still a valid hierarchy, but another HAFrame (its similarities, s_min and frame)."""
+    order, distances = read_distance_csv(inputs["distances"])
+    write_distance_csv(folder / "distances.csv", order, 2 * distances)
+    return {**inputs, "distances": str(folder / "distances.csv")}
+
+
+def _edited_train_image(inputs, folder):
+    arrays = load_arrays(inputs["data"])
+    arrays["train_images"][0] = 255 - arrays["train_images"][0]
+    save_arrays(folder / "arrays.npz", arrays)
+    return {**inputs, "data": str(folder / "arrays.npz")}
+
+
+@pytest.mark.parametrize("change, message", [
+    (_scaled_distances, "the hierarchy distances changed"),
+    (_edited_train_image, "the training data changed"),
+    ("code", "the training code changed"),
+])
+def test_a_kept_final_checkpoint_is_reused_only_when_nothing_that_made_it_changed(inputs, tmp_path, monkeypatch,
+                                                                                    change, message):
+    """A pack rerun re-evaluates a finished run from its kept checkpoint only if its spec, input files, frame and
+    training code are those that made it; otherwise it trains from scratch, as a fresh run would, and says why."""
+    run = outputs(tmp_path / "run")
+    run_training(spec(), 0, inputs, run, keep_resume_point=True)
+    if change == "code":
+        monkeypatch.setattr("featgeom.runner.made_of", lambda *args: {**made_of(*args), "code": "edited"})
+        changed_inputs = inputs
+    else:
+        changed_inputs = change(inputs, tmp_path)
+    trained = counting_epochs(monkeypatch)
+    with open(tmp_path / "log.txt", "w") as log:
+        run_training(spec(), 0, changed_inputs, run, keep_resume_point=True, log=log)
+    assert len(trained) == 4, "a stale final checkpoint was reused"
+    assert message in (tmp_path / "log.txt").read_text()
+    fresh = outputs(tmp_path / "fresh")
+    run_training(spec(), 0, changed_inputs, fresh)
+    assert np.load(run["test_logits"])["scores"].tobytes() == np.load(fresh["test_logits"])["scores"].tobytes()
+    assert read_json(run["provenance"])["made_of"] == saved_checkpoint(Path(run["run_dir"]) / "last_checkpoint.pt")["made_of"]
 
 
 def test_corrupt_checkpoint_names_the_file(inputs, tmp_path):
@@ -142,8 +209,7 @@ def test_a_full_disk_names_the_checkpoint_and_keeps_the_last_complete_one(inputs
     with pytest.raises(OSError, match=r"cannot write checkpoint .*last_checkpoint\.pt .*MiB are free.*full disk"):
         run_training(spec(), 0, inputs, run)
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["last_checkpoint.pt"]  # no half-written file
-    assert load_checkpoint(tmp_path / "run" / "last_checkpoint.pt",
-                           train_module.spec_fingerprint({**spec(), "seed": 0}))["epoch"] == 2
+    assert saved_checkpoint(tmp_path / "run" / "last_checkpoint.pt")["epoch"] == 2
 
     monkeypatch.setattr(torch, "save", real_save)
     run_training(spec(), 0, inputs, run)
@@ -195,8 +261,7 @@ def test_resumed_image_folder_run_with_workers_matches_uninterrupted_run(image_i
     real_epoch = kill_in_epoch(2, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_training(image_spec(), 0, image_inputs, resumed, threads=2)
-    assert load_checkpoint(tmp_path / "resumed" / "last_checkpoint.pt",
-                           train_module.spec_fingerprint({**image_spec(), "seed": 0}))["epoch"] == 1
+    assert saved_checkpoint(tmp_path / "resumed" / "last_checkpoint.pt")["epoch"] == 1
     monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
     run_training(image_spec(), 0, image_inputs, resumed, threads=2)
     a, b = np.load(clean["test_logits"]), np.load(resumed["test_logits"])
@@ -265,8 +330,7 @@ def test_a_pack_retrains_only_the_run_whose_folder_was_deleted(inputs, tmp_path,
     for seed, run in runs.items():
         run_training(spec(), seed, inputs, run, keep_resume_point=True)
     first = {seed: np.load(run["test_logits"])["scores"].tobytes() for seed, run in runs.items()}
-    kept = [load_checkpoint(tmp_path / f"seed{seed}" / "last_checkpoint.pt",
-                            train_module.spec_fingerprint({**spec(), "seed": seed})) for seed in runs]
+    kept = [saved_checkpoint(tmp_path / f"seed{seed}" / "last_checkpoint.pt") for seed in runs]
     # A finished run's checkpoint holds its best model, not the current weights nor the momentum buffers.
     assert all(state["epoch"] == 4 and "best_model" in state and not {"model", "optimizer"} & state.keys()
                for state in kept)
@@ -290,21 +354,26 @@ def test_a_pack_retrains_only_the_run_whose_folder_was_deleted(inputs, tmp_path,
     assert {seed: np.load(run["test_logits"])["scores"].tobytes() for seed, run in runs.items()} == first
 
 
-def test_a_kept_final_checkpoint_of_another_spec_is_dropped_an_unfinished_one_refused(inputs, tmp_path, monkeypatch):
+def test_a_forced_run_trains_again_and_a_kill_after_its_last_epoch_keeps_that_work(inputs, tmp_path, monkeypatch):
+    """Snakemake's -F / -R / --forcerun (the forced mark of featgeom.run_guard) is never answered by the kept final
+    checkpoint; the final checkpoint the forced training writes is reused if the job is killed after it."""
     run = outputs(tmp_path / "run")
     run_training(spec(), 0, inputs, run, keep_resume_point=True)
-    changed = spec()
-    changed["loss"]["alpha"] = 0.5
-    run_training(changed, 0, inputs, run, keep_resume_point=True)  # the old finished run's checkpoint is replaced
-    assert read_json(run["provenance"])["config"]["loss"]["alpha"] == 0.5
+    mark_forced([run["run_dir"]])
+    trained = counting_epochs(monkeypatch)
+    real_write = runner_module.write_run_outputs
 
-    real_epoch = kill_in_epoch(2, monkeypatch)
-    killed = outputs(tmp_path / "killed")
+    def killed_while_writing(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner_module, "write_run_outputs", killed_while_writing)
     with pytest.raises(KeyboardInterrupt):
-        run_training(spec(), 0, inputs, killed, keep_resume_point=True)
-    monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
-    with pytest.raises(ValueError, match="different run config"):
-        run_training(changed, 0, inputs, killed, keep_resume_point=True)
+        run_training(spec(), 0, inputs, run, keep_resume_point=True)
+    assert len(trained) == 4  # trained again, not re-evaluated
+    monkeypatch.setattr(runner_module, "write_run_outputs", real_write)
+    run_training(spec(), 0, inputs, run, keep_resume_point=True)
+    assert len(trained) == 4  # the forced run's own final checkpoint: nothing trained twice
+    assert not (Path(run["run_dir"]) / FORCED_MARK).exists()
 
 
 def ce_spec():

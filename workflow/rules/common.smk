@@ -8,6 +8,7 @@ import yaml
 import featgeom.config as fg
 from featgeom.hierarchy_stage import check_hierarchy_files
 from featgeom.provenance import has_nvidia_gpu
+from featgeom.run_guard import RunFolderBusy, busy_run_folders, mark_forced
 from featgeom.published import PUBLISHED_FILE, check_published_names, read_published
 
 # Our validator instead of snakemake.utils.validate: it reports every error with its key path and
@@ -223,12 +224,67 @@ def figure_names(dataset):
     return names
 
 
+def run_targets(dataset):
+    """Every file of every run of a dataset. Snakemake remakes a missing input of a job only when that job must run
+    itself, so with tables alone as targets a deleted run folder (or a pack's outputs removed after a failure) would
+    never be remade: the tables are newer than the files that remain. As targets, a missing file is remade, only
+    its own run is trained again, and the tables rerun with it."""
+    files = []
+    for name, exp in config["datasets"][dataset]["experiments"].items():
+        features = set(fg.feature_seeds(config, dataset, name))
+        for method, spec in exp["methods"].items():
+            for seed in range(exp["seeds"]):
+                names = ["test_logits.npz", "provenance.json"] if "crm_of" in spec else [
+                    *fg.RUN_OUTPUTS.values(), *([fg.FEATURES_FILE] if seed in features else [])]
+                names += ["metrics.json"] + (["probe.json"] if exp["kind"] == "coarse_fine" else [])
+                files += [run_path(dataset, name, method, seed, file) for file in names]
+    return files
+
+
 def all_targets():
     targets = []
     for dataset in config["datasets"]:
+        targets += run_targets(dataset)
         tables = fg.table_targets(config, dataset) + ["collapse"]
         tables += ["paper_vs_ours", "ablation"] if compares_with_paper(dataset) else []
         targets += expand("results/{d}/tables/{t}.{ext}", d=dataset, t=tables, ext=["csv", "md", "tex", "html"])
         targets += expand("results/{d}/figures/{f}.{ext}", d=dataset, f=figure_names(dataset), ext=["png", "pdf"])
         targets.append(f"results/{dataset}/hierarchy/distances.csv")
     return targets
+
+
+def is_training_job(job):
+    return job.rule.name == "train" or job.rule.name in PACK_RULES
+
+
+def training_run_dirs(job):
+    """The run folders a training job (rule train or a pack) trains."""
+    return sorted({os.path.dirname(f) for f in job.output if os.path.basename(f) == fg.RUN_OUTPUTS["test_logits"]})
+
+
+def forced_by_snakemake(dag):
+    """job -> whether Snakemake forced it (-F, -R, --forcerun) or reruns it because of a job it forced upstream."""
+    memo = {}
+
+    def forced(job):
+        if job not in memo:
+            memo[job] = dag.reason(job).forced or any(forced(dep) for dep in dag.dependencies[job] if dag.needrun(dep))
+        return memo[job]
+
+    return forced
+
+
+def guard_training_jobs(dag):
+    """Before any job starts: refuse to start while another process trains one of the run folders about to be
+    trained (Snakemake would delete that job's outputs first), and mark the runs of forced jobs
+    (featgeom.run_guard). Reads Snakemake's DAG (workflow.dag, DAG.reason and DAG.dependencies of Snakemake 9)."""
+    jobs = [job for job in dag.needrun_jobs() if is_training_job(job)]
+    busy = busy_run_folders(run_dir for job in jobs for run_dir in training_run_dirs(job))
+    if busy:
+        raise RunFolderBusy("; ".join(busy))
+    forced = forced_by_snakemake(dag)
+    mark_forced(run_dir for job in jobs if forced(job) for run_dir in training_run_dirs(job))
+
+
+onstart:
+    guard_training_jobs(workflow.dag)

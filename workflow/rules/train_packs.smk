@@ -5,7 +5,10 @@
 # Each run keeps its own folder, log and resume point.
 
 
-for pack in fg.run_packs(config):
+PACKS = fg.run_packs(config)
+PACK_RULES = {pack["name"] for pack in PACKS}
+
+for pack in PACKS:
     first = pack_method_wildcards(pack)[0]
     booked = run_execution(first)["resources"]  # the same for every run of the pack (featgeom.config.run_packs)
     workers = booked_workers(pack)

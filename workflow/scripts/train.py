@@ -3,6 +3,7 @@ experiment (the rules of workflow/rules/train_packs.smk); each run resumes from 
 from featgeom.config import resolve_execution
 from featgeom.packs import pack_workers, runs_of_outputs, train_pack
 from featgeom.rule_io import rule_log
+from featgeom.run_guard import exit_with_parent, hold_run_folders
 from featgeom.runner import resolve_device, run_training
 
 
@@ -11,10 +12,11 @@ def execution_of(spec):
     return resolve_execution(snakemake.config, spec["dataset"], spec["experiment"], spec["method"])
 
 
+exit_with_parent()  # a killed Snakemake takes its training jobs with it (featgeom.run_guard)
 if snakemake.rule == "train":
     spec = snakemake.params.spec
     outputs = {**dict(snakemake.output.items()), "run_dir": snakemake.params.run_dir}
-    with rule_log(snakemake, keep_in=snakemake.params.run_dir) as log:
+    with rule_log(snakemake, keep_in=snakemake.params.run_dir) as log, hold_run_folders([snakemake.params.run_dir]):
         run_training(spec, int(snakemake.wildcards.seed), dict(snakemake.input), outputs, threads=snakemake.threads,
                      log=log, speed=execution_of(spec)["speed"])
 else:

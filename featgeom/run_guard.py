@@ -1,0 +1,123 @@
+"""One trainer per run folder, and trainers that die with the Snakemake that started them.
+
+- A training job holds an OS lock (flock) on `train.lock` in each of its run folders while it trains. The kernel
+  releases it when the process dies, however it dies, so a lock is never stale; a second trainer of the same
+  folder fails at once, naming the holder's pid and host.
+- A training job exits when its parent does (a watchdog thread): after `kill -9` of Snakemake, its local jobs
+  would otherwise keep training, unseen, while the documented recovery starts new ones. Pack workers watch the
+  pack job the same way.
+- `mark_forced` tells the runs of a job that Snakemake forced (-F, -R, --forcerun) not to reuse their final
+  checkpoints: the trainer cannot see why Snakemake started it, only Snakemake's main process knows.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+LOCK_FILE = "train.lock"
+FORCED_MARK = "forced_rerun"
+
+
+class RunFolderBusy(RuntimeError):
+    """Another live process is training this run folder."""
+
+
+def _holder_text() -> str:
+    job = os.environ.get("SLURM_JOB_ID")
+    slurm = f", SLURM job {job}" if job else ""
+    return f"pid {os.getpid()} on {socket.gethostname()}{slurm}, since {datetime.now().astimezone():%Y-%m-%d %H:%M:%S %z}"
+
+
+def _try_lock(run_dir) -> int | None:
+    """An open, flock-ed descriptor of run_dir's lock file, or None when another process holds it."""
+    path = Path(run_dir) / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _busy_message(run_dir) -> str:
+    try:
+        holder = (Path(run_dir) / LOCK_FILE).read_text().strip() or "another process"
+    except OSError:
+        holder = "another process"
+    return (f"{run_dir} is being trained by {holder}: a second trainer would corrupt it. Wait for that one to end, "
+            "or stop it (its Snakemake, or scancel its SLURM job) before running snakemake again")
+
+
+@contextlib.contextmanager
+def hold_run_folders(run_dirs):
+    """Hold the lock of every run folder for the duration, or raise RunFolderBusy before taking any."""
+    held = []
+    try:
+        for run_dir in run_dirs:
+            fd = _try_lock(run_dir)
+            if fd is None:
+                raise RunFolderBusy(_busy_message(run_dir))
+            held.append(fd)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (_holder_text() + "\n").encode(), 0)
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)  # releases the lock; the file stays (deleting it would race with a new holder)
+
+
+def busy_run_folders(run_dirs) -> list[str]:
+    """The message of each run folder another process is training now (checked by taking and releasing its lock)."""
+    busy = []
+    for run_dir in run_dirs:
+        if not (Path(run_dir) / LOCK_FILE).exists():
+            continue
+        fd = _try_lock(run_dir)
+        if fd is None:
+            busy.append(_busy_message(run_dir))
+        else:
+            os.close(fd)
+    return busy
+
+
+def exit_with_parent(interval_s: float = 1.0) -> None:
+    """Exit this process (os._exit) within `interval_s` of its parent's death (then it is re-parented)."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        print(f"featgeom: parent process {parent} is gone (Snakemake killed?): pid {os.getpid()} stops training",
+              file=sys.stderr, flush=True)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def mark_forced(run_dirs) -> None:
+    """Mark runs whose job Snakemake forced: a final checkpoint older than the mark is not reused."""
+    for run_dir in run_dirs:
+        mark = Path(run_dir) / FORCED_MARK
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text("snakemake forced this run to rerun: train it again, do not reuse its final checkpoint\n")
+
+
+def forced_since(run_dir) -> int | None:
+    """mtime (ns) of the run's forced mark, None when it has none."""
+    try:
+        return (Path(run_dir) / FORCED_MARK).stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def clear_forced(run_dir) -> None:
+    (Path(run_dir) / FORCED_MARK).unlink(missing_ok=True)
