@@ -3,12 +3,15 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from featgeom.run_guard import hold_run_folders
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -165,3 +168,59 @@ def test_rerun_has_nothing_to_do(tiny_run):
     workdir = tiny_run.parent.parent
     result = snakemake("-n", "--configfile", str(REPO / "tests/data/tiny.yaml"), "--directory", str(workdir))
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+TINY = ("--configfile", str(REPO / "tests/data/tiny.yaml"))
+
+
+@pytest.fixture
+def finished(tiny_run, tmp_path):
+    """A copy of the finished tiny project (results, logs, Snakemake's metadata) to change and rerun."""
+    work = tmp_path / "work"
+    shutil.copytree(tiny_run.parent.parent, work, symlinks=True)
+    return work
+
+
+def last_attempt(work, experiment, method, seed) -> str:
+    """The last attempt's part of a run's train.log (featgeom.rule_io.attempt_log)."""
+    text = (work / "results" / "synthetic" / experiment / method / f"seed{seed}" / "train.log").read_text()
+    return re.split(r"^==== attempt \d+ started ", text, flags=re.M)[-1]
+
+
+def trained_epochs(attempt: str) -> int:
+    return len(re.findall(r"^epoch=\d+ ", attempt, flags=re.M))
+
+
+def test_a_deleted_run_folder_is_retrained_alone_and_the_tables_follow(finished):
+    """The README's recovery: delete the folder, run snakemake. Its pack's other run is only evaluated again."""
+    shutil.rmtree(finished / "results/synthetic/main/haframe/seed1")
+    table = finished / "results/synthetic/tables/main.csv"
+    before = table.stat().st_mtime_ns
+    snakemake("--cores", "2", *TINY, "--directory", str(finished))
+    assert trained_epochs(last_attempt(finished, "main", "haframe", 1)) == 2
+    sibling = last_attempt(finished, "main", "haframe", 0)
+    assert "resumed from" in sibling and trained_epochs(sibling) == 0
+    assert table.stat().st_mtime_ns > before
+    assert "Nothing to be done" in snakemake("-n", *TINY, "--directory", str(finished)).stdout
+
+
+def test_forcing_a_table_trains_its_runs_again(finished):
+    snakemake("--cores", "2", *TINY, "--directory", str(finished), "-F", "results/synthetic/tables/main.csv")
+    for method in ("ce_t1", "haframe"):
+        for seed in (0, 1):
+            attempt = last_attempt(finished, "main", method, seed)
+            assert "snakemake forced this run to rerun" in attempt and trained_epochs(attempt) == 2, (method, seed)
+
+
+def test_a_run_folder_being_trained_stops_snakemake_before_any_job(finished):
+    """A second Snakemake (after `--unlock` of a live one, or a SLURM job still running) must not train a run
+    folder another process holds, nor delete the outputs of its pack first."""
+    run = finished / "results/synthetic/main/haframe/seed0"
+    (run / "test_logits.npz").unlink()
+    files = sorted(p for p in finished.rglob("*") if p.is_file() and ".snakemake" not in p.parts)
+    with hold_run_folders([run]):
+        result = snakemake("--cores", "2", *TINY, "--directory", str(finished), check=False)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"results/synthetic/main/haframe/seed0 is being trained by pid {os.getpid()} on " in out
+    assert sorted(p for p in finished.rglob("*") if p.is_file() and ".snakemake" not in p.parts) == files

@@ -1,10 +1,14 @@
 """Train the runs of one job: one (dataset, experiment, method, seed) run (rule train), or a pack of runs of one
 experiment (the rules of workflow/rules/train_packs.smk); each run resumes from its own last checkpoint."""
-from featgeom.config import resolve_execution
-from featgeom.packs import pack_workers, runs_of_outputs, train_pack
-from featgeom.rule_io import rule_log
+# First, before torch's seconds of imports: a Snakemake killed meanwhile would otherwise go unnoticed.
 from featgeom.run_guard import exit_with_parent, hold_run_folders
-from featgeom.runner import resolve_device, run_training
+
+exit_with_parent()  # a killed Snakemake takes its training jobs with it
+
+from featgeom.config import resolve_execution  # noqa: E402
+from featgeom.packs import pack_workers, runs_of_outputs, train_pack  # noqa: E402
+from featgeom.rule_io import rule_log  # noqa: E402
+from featgeom.runner import resolve_device, run_training  # noqa: E402
 
 
 def execution_of(spec):
@@ -12,7 +16,6 @@ def execution_of(spec):
     return resolve_execution(snakemake.config, spec["dataset"], spec["experiment"], spec["method"])
 
 
-exit_with_parent()  # a killed Snakemake takes its training jobs with it (featgeom.run_guard)
 if snakemake.rule == "train":
     spec = snakemake.params.spec
     outputs = {**dict(snakemake.output.items()), "run_dir": snakemake.params.run_dir}
