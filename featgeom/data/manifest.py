@@ -13,12 +13,16 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 SPLITS = ("train", "val", "test")
 SHOW_BAD = 20  # bad files named in the error; the rest are counted
 CHUNK = 256  # images per decoding task: one future per image would cost ~1 KB each on 500k-image datasets
+# 16-bit grayscale (PNG, TIFF). PIL's convert() clips these to 255 instead of scaling, so a 16-bit image would
+# train as all white. PIL opened 16-bit grayscale PNGs as mode "I" before Pillow 10.
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 def verify_image_folder(root, max_per_class: int | None = None, workers: int | None = None) -> dict:
@@ -101,12 +105,27 @@ def _chunk_problems(root: Path, paths: list) -> list:
     return [(path, why) for path in paths if (why := _decode_problem(root / path)) is not None]
 
 
+def read_rgb(path) -> Image.Image:
+    """The whole image at `path` decoded to 8-bit RGB: what verification checks and training reads.
+
+    16-bit grayscale keeps its top 8 bits (value >> 8): equal-width bins, an 8-bit image stored as 16 bits
+    (v * 257 or v << 8) comes back exactly, and PIL itself reduces 16-bit RGB PNGs this way. Pixels of no
+    known bit depth (32-bit integers, floats) raise ValueError rather than being clipped.
+    """
+    with Image.open(path) as image:
+        if image.mode in SIXTEEN_BIT_MODES or (image.mode == "I" and image.format == "PNG"):
+            return Image.fromarray((np.asarray(image) >> 8).astype(np.uint8), mode="L").convert("RGB")
+        if image.mode in ("I", "F"):
+            kind = "32-bit integer" if image.mode == "I" else "floating-point"
+            raise ValueError(f"mode {image.mode!r} ({kind} pixels) has no known 8-bit scale; "
+                             "save the image with 8 or 16 bits per channel")
+        return image.convert("RGB")
+
+
 def _decode_problem(path) -> str | None:
-    """None if PIL decodes the whole image at `path` to RGB, else why not (e.g. 'truncated (...)')."""
+    """None if `read_rgb` decodes the image at `path`, else why not (e.g. 'truncated (...)')."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            image.convert("RGB")
+        read_rgb(path)
     except UnidentifiedImageError as err:
         return f"not an image ({err})"
     except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... for damaged files
