@@ -7,6 +7,7 @@ exactly those.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -48,6 +49,44 @@ def verify_image_folder(root, max_per_class: int | None = None, workers: int | N
     return {"root": str(root), "classes": list(listing["train"]),
             "counts": {split: len(rows) for split, rows in files.items()},
             "max_per_class": max_per_class, "files": files}
+
+
+def folder_listing(root) -> dict:
+    """{root, entries, bytes, sha256} of every folder and file under root/{train,val,test}: path, size and
+    mtime, nothing decoded (one stat per file), so it is cheap enough for every Snakemake start-up. It changes
+    when a file is added, removed, replaced or touched, or a folder is added or removed; a missing split (or
+    root) is part of it, so placing the dataset later changes it too.
+    """
+    root = Path(root)
+    digest, entries, total = hashlib.sha256(), 0, 0
+    for split in SPLITS:
+        if not (root / split).is_dir():
+            digest.update(f"{split}\tmissing\n".encode())
+            continue
+        for rel, size, mtime_ns in _walk_entries(root, split):
+            digest.update(f"{rel}\t{size}\t{mtime_ns}\n".encode())
+            entries += 1
+            total += size or 0
+    return {"root": str(root), "entries": entries, "bytes": total, "sha256": digest.hexdigest()}
+
+
+def _walk_entries(root: Path, split: str):
+    """(path relative to root, size, mtime_ns) of every folder and file under root/split, sorted; None, None
+    for a folder and for a broken link (verification then names it). Links are followed, as _class_images does."""
+    for dirpath, dirnames, names in os.walk(root / split, followlinks=True):
+        dirnames.sort()  # os.walk descends in this order
+        yield Path(dirpath).relative_to(root).as_posix() + "/", None, None
+        for name in sorted(names):
+            path = Path(dirpath, name)
+            yield (path.relative_to(root).as_posix(), *_size_and_mtime(path))
+
+
+def _size_and_mtime(path: Path) -> tuple:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None, None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def list_split(root, split: str) -> dict:
