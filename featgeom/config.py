@@ -91,6 +91,10 @@ def apply_limits(config) -> dict:
         for train in [exp["train"]] + [m["train"] for m in exp["methods"].values() if "train" in m]:
             if "epochs" in limits and "epochs" in train:
                 train["epochs"] = min(train["epochs"], limits["epochs"])
+            # Collapse seeds the cap removes are dropped (check_config refuses seeds that are not run): a
+            # pilot checks the papers' config as it is, it does not make the user edit it.
+            if "seeds" in limits and "collapse_seeds" in train:
+                train["collapse_seeds"] = [s for s in train["collapse_seeds"] if s < limits["seeds"]]
     return out
 
 
@@ -289,13 +293,36 @@ def check_config(config):
                               "labels (give the hierarchy depth of the coarse level, 1 = top)")
         for method in exp["methods"]:
             _check_input_pipeline(f"{where}.methods.{method}", resolve_run(config, dataset, name, method), in_memory)
+        for method in trained_methods(exp):
+            _check_collapse_seeds(where, exp, method, resolve_run(config, dataset, name, method)["train"])
         if exp["kind"] != "hierarchy" and crm_methods(exp):
             raise ConfigError(f"{where}: CRM methods are only defined for kind 'hierarchy'")
         for method, spec in exp["methods"].items():
             _check_method(f"{where}.methods.{method}", exp, spec)
         _check_same_backbone(where, exp)
     for dataset, ds in config["datasets"].items():
+        _check_hierarchy_keys(f"datasets.{dataset}.hierarchy", ds["hierarchy"])
         _check_figures(dataset, ds)
+
+
+def _check_hierarchy_keys(where, hierarchy) -> None:
+    """One source of the tree: hierarchy_stage.load_hierarchy would silently ignore the others."""
+    files = [key for key in ("paths", "edges", "distances") if key in hierarchy]
+    if hierarchy.get("flat") and files:
+        raise ConfigError(f"{where}: flat: true makes every class a sibling and would ignore {', '.join(files)}; "
+                          "give either flat: true or the hierarchy files")
+    if "paths" in hierarchy and "edges" in hierarchy:
+        raise ConfigError(f"{where}: give paths or edges, not both (the edges would be ignored)")
+
+
+def _check_collapse_seeds(where, exp, method, train) -> None:
+    """A collapse seed that is not run would measure no collapse curve, silently."""
+    outside = sorted({s for s in train["collapse_seeds"] if s >= exp["seeds"]})
+    if outside:
+        key = (f"{where}.methods.{method}.train" if "collapse_seeds" in exp["methods"][method].get("train", {})
+               else f"{where}.train")
+        raise ConfigError(f"{key}.collapse_seeds: seed(s) {outside} are not seeds of this experiment, which runs "
+                          f"seeds 0..{exp['seeds'] - 1} (seeds: {exp['seeds']}); they would measure no collapse curve")
 
 
 def _check_same_backbone(where, exp) -> None:

@@ -57,14 +57,16 @@ def published_distances(path, classes: list[str]) -> np.ndarray:
     return matrix[np.ix_(order, order)]
 
 
-def build_hierarchy_outputs(sources: dict, classes: list[str], flat: bool = False, coarse_level: int | None = None):
+def build_hierarchy_outputs(sources: dict, classes: list[str], flat: bool = False, coarse_level: int | None = None,
+                            class_list: str = "the dataset's class list"):
     """Return (class_order, distances K x K, levels dict) for the dataset's classes.
 
     levels["coarse"] is the level at depth `coarse_level` (1 = top): the coarse labels of the
     dataset (CIFAR-20 = depth 4 of the CIFAR-100 tree); absent when no coarse level is configured.
+    `class_list` names where `classes` were read (the data rule's classes.txt), for error messages.
     """
     hierarchy = load_hierarchy(sources, classes, flat)
-    hierarchy.check_classes(classes, source="the dataset's class list")
+    _check_dataset_classes(hierarchy, classes, class_list)
     if "distances" in sources:
         distances = published_distances(sources["distances"], classes)
     else:
@@ -78,6 +80,16 @@ def build_hierarchy_outputs(sources: dict, classes: list[str], flat: bool = Fals
                                  f"(depths 1..{len(levels) - 1}; {len(levels)} = the leaves)")
         out["coarse"] = levels[coarse_level - 1]
     return classes, distances, out
+
+
+def _check_dataset_classes(hierarchy: Hierarchy, classes: list[str], class_list: str) -> None:
+    """Hierarchy.check_classes, saying what to do: the class list is the dataset as last prepared or verified."""
+    try:
+        hierarchy.check_classes(classes, source=class_list)
+    except HierarchyError as err:
+        raise HierarchyError(f"{err}. Make the hierarchy's leaves and the dataset's classes the same; if the dataset "
+                             f"has changed since {class_list} was written, rebuild it: "
+                             f"snakemake --forcerun {class_list}") from err
 
 
 def coarse_labels(levels: dict) -> tuple[list[str], np.ndarray]:

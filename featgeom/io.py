@@ -43,8 +43,21 @@ def write_text(path, text: str) -> None:
 
 def write_json(path, obj) -> None:
     """Strict JSON: NaN (e.g. the severity of a run without mistakes) is written as null."""
-    text = json.dumps(_nan_to_none(obj), indent=2, sort_keys=True, default=_json_default, allow_nan=False)
-    write_text(path, text + "\n")
+    write_text(path, _json_text(obj))
+
+
+def update_json(path, obj) -> bool:
+    """write_json unless `path` already holds exactly that: its mtime (what Snakemake compares) then changes
+    only when its content does. Returns whether it wrote."""
+    text = _json_text(obj)
+    if Path(path).is_file() and Path(path).read_text() == text:
+        return False
+    write_text(path, text)
+    return True
+
+
+def _json_text(obj) -> str:
+    return json.dumps(_nan_to_none(obj), indent=2, sort_keys=True, default=_json_default, allow_nan=False) + "\n"
 
 
 def _nan_to_none(obj):

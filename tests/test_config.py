@@ -1,5 +1,6 @@
 """Config checks beyond the schema: every bad cross reference is named by its key path."""
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -49,11 +50,17 @@ def methods(config, experiment="main"):
      "figures.tsne_experiment = 'nope'"),
     (lambda c: c["datasets"]["synthetic"].update(source={"kind": "image_folder", "root": "x", "recipe": "fgvc"}),
      "experiments.coarse_fine: kind 'coarse_fine' / label_level 'coarse' need an in-memory dataset"),
+    (lambda c: c["datasets"]["synthetic"]["hierarchy"].update(flat=True, paths="p.csv"),
+     "datasets.synthetic.hierarchy: flat: true makes every class a sibling and would ignore paths"),
+    (lambda c: c["datasets"]["synthetic"]["hierarchy"].update(paths="p.csv", edges="e.csv"),
+     "datasets.synthetic.hierarchy: give paths or edges, not both"),
+    (lambda c: methods(c)["haframe"].update(train={"collapse_seeds": [0, 7]}),
+     "experiments.main.methods.haframe.train.collapse_seeds: seed(s) [7] are not seeds of this experiment"),
 ])
 def test_bad_cross_references_name_their_key(edit, message):
     config = tiny()
     edit(config)
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         check_config(config)
 
 
@@ -143,6 +150,18 @@ def test_limits_cap_seeds_epochs_and_image_size_and_are_announced():
     assert run["pilot"].startswith("PILOT RUN (seeds<=2, epochs<=1, image_size<=32)")
     assert config["datasets"]["cifar100"]["experiments"]["main"]["seeds"] == 5  # the input is not modified
     assert resolve_run(load("config/config.yaml"), "inaturalist19", "main", "ce_t1")["pilot"] is None
+
+
+def test_limits_cap_collapse_seeds_with_the_seeds():
+    """A pilot keeps the collapse seeds it still runs, rather than refusing the papers' config."""
+    config = deep_merge(load("config/config.yaml"), load("config/pilot.yaml"))
+    main = config["datasets"]["cifar100"]["experiments"]["main"]
+    main["train"] = {**main["train"], "collapse_seeds": [0, 3]}
+    main["methods"]["haframe"]["train"] = {"collapse_seeds": [4]}
+    capped = apply_limits(config)
+    check_config(capped)
+    assert resolve_run(capped, "cifar100", "main", "ce_t1")["train"]["collapse_seeds"] == [0]
+    assert resolve_run(capped, "cifar100", "main", "haframe")["train"]["collapse_seeds"] == []
 
 
 def test_method_train_block_overrides_the_experiment():

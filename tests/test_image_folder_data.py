@@ -11,7 +11,7 @@ from torchvision import transforms as T
 
 from featgeom.data.arrays import save_arrays
 from featgeom.data.imagefolder import (AUGMENTS, ImageLoadError, ManifestDataset, build_transform,
-                                       image_folder_loader, manifest_dataset)
+                                       image_folder_loader, load_rgb, manifest_dataset)
 from featgeom.data.loaders import build_loaders
 from featgeom.data.manifest import verify_image_folder
 from featgeom.data.synthetic import make_synthetic
@@ -108,6 +108,34 @@ def test_verify_does_not_import_torch(tmp_path):
     code = ("import sys; from featgeom.data.manifest import verify_image_folder; "
             f"verify_image_folder({str(tmp_path / 'ds')!r}, workers=2); assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def sixteen_bit_gradient(path):
+    """A real 16-bit grayscale PNG (PIL mode I;16): columns from 0 to 65535."""
+    Image.fromarray(np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (4, 1))).save(path)
+    return path
+
+
+def test_a_16_bit_image_is_scaled_to_8_bits_where_it_is_verified_and_loaded(tmp_path):
+    root = make_folder(tmp_path / "ds")
+    gradient = sixteen_bit_gradient(root / "train" / "a1" / "deep.png")
+    with Image.open(gradient) as image:
+        assert image.mode == "I;16"
+    verify_image_folder(root)  # accepted
+    pixels = np.asarray(load_rgb(gradient))
+    expected = (np.linspace(0, 65535, 64).astype(np.uint16) >> 8).astype(np.uint8)
+    assert (pixels == expected[None, :, None]).all()  # every channel, every row: the gradient's top 8 bits
+    assert pixels.min() == 0 and pixels.max() == 255 and (np.diff(pixels[0, :, 0].astype(int)) >= 0).all()
+
+
+def test_an_image_without_a_known_bit_depth_is_refused_by_name(tmp_path):
+    root = make_folder(tmp_path / "ds")
+    floats = root / "val" / "b1" / "float.tif"
+    Image.fromarray(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)).save(floats)
+    with pytest.raises(ValueError, match=re.escape(f"{floats}: cannot be decoded (ValueError: mode 'F'")):
+        verify_image_folder(root)
+    with pytest.raises(ImageLoadError, match=re.escape(f"{floats}: cannot load image (ValueError: mode 'F'")):
+        load_rgb(floats)
 
 
 # --- transforms ---------------------------------------------------------------------------

@@ -1,11 +1,15 @@
-"""Image-folder datasets (FGVC / iNat / tiered layout): manifest checks and a training run through the
-torchvision DataLoader path, on a fixture of real PNG files."""
+"""Image-folder datasets (FGVC / iNat / tiered layout): manifest checks, verification rerun by changes to the
+folder, and a training run through the torchvision DataLoader path, on a fixture of real PNG files."""
+import os
+
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
+from test_workflow import snakemake
 
 from featgeom.data.manifest import verify_image_folder
-from featgeom.hierarchy import Hierarchy, write_distance_csv, write_paths_csv
+from featgeom.hierarchy import Hierarchy, HierarchyError, write_distance_csv, write_paths_csv
 from featgeom.hierarchy_stage import build_hierarchy_outputs
 from featgeom.io import write_json
 from featgeom.runner import run_training
@@ -13,10 +17,10 @@ from featgeom.runner import run_training
 CLASSES = ["a1", "a2", "b1"]  # a1, a2 siblings under "a"; b1 under "b"
 
 
-def make_folder(root, per_split=(4, 2, 2)):
+def make_folder(root, per_split=(4, 2, 2), classes=CLASSES):
     rng = np.random.default_rng(0)
     for split, n in zip(("train", "val", "test"), per_split):
-        for k, name in enumerate(CLASSES):
+        for k, name in enumerate(classes):
             (root / split / name).mkdir(parents=True)
             for i in range(n):
                 pixels = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8) // (k + 1)
@@ -66,3 +70,53 @@ def test_training_run_on_an_image_folder(tmp_path):
                            "levels": str(tmp_path / "levels.json")}, outputs)
     scores = np.load(run / "t.npz")
     assert scores["scores"].shape == (6, 3) and list(scores["labels"]) == [0, 0, 1, 1, 2, 2]
+
+
+def image_folder_project(tmp_path):
+    """A workflow directory with one image-folder dataset `toy` (its folder and hierarchy outside it)."""
+    make_folder(tmp_path / "ds")
+    write_paths_csv(tmp_path / "paths.csv", Hierarchy([("a", "a1"), ("a", "a2"), ("b", "b1")]))
+    train = {"epochs": 1, "batch_size": 4, "lr": {"backbone": 0.01, "head": 0.1, "classifier": 0.1}}
+    method = {"model_type": "I", "model": {"backbone": "convnet_small", "head": "linear"}, "loss": {"name": "ce"}}
+    config = {"device": "cpu", "datasets": {"toy": {
+        "source": {"kind": "image_folder", "root": str(tmp_path / "ds"), "recipe": "fgvc"},
+        "hierarchy": {"paths": str(tmp_path / "paths.csv")},
+        "experiments": {"main": {"kind": "hierarchy", "seeds": 1, "train": train, "methods": {"ce_t1": method}}}}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "work").mkdir()
+    return lambda *args: snakemake("--cores", "1", "--configfile", str(tmp_path / "config.yaml"),
+                                   "--directory", str(tmp_path / "work"), *args, "results/toy/hierarchy/class_order.txt")
+
+
+def test_a_changed_image_folder_is_verified_again(tmp_path):
+    run = image_folder_project(tmp_path)
+    run()
+    assert "Nothing to be done" in run("-n").stdout
+    image = tmp_path / "ds" / "train" / "a1" / "0.png"
+    changes = [lambda: (tmp_path / "ds" / "val" / "a2" / "new.png").write_bytes(image.read_bytes()),  # added
+               lambda: os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9)),  # touched
+               lambda: (tmp_path / "ds" / "val" / "a2" / "new.png").unlink()]  # removed
+    for change in changes:
+        change()
+        assert "rule verify_image_folder:" in run("-n").stdout
+        run()
+    assert "Nothing to be done" in run("-n").stdout
+
+
+def test_a_class_folder_added_later_reaches_the_hierarchy(tmp_path):
+    run = image_folder_project(tmp_path)
+    run()
+    make_folder(tmp_path / "ds", classes=["ten"])
+    write_paths_csv(tmp_path / "paths.csv", Hierarchy([("a", "a1"), ("a", "a2"), ("b", "b1"), ("b", "ten")]))
+    run()  # before: the hierarchy reran on the old class list: "leaf/leaves 'ten' match no class"
+    class_order = tmp_path / "work" / "results" / "toy" / "hierarchy" / "class_order.txt"
+    assert class_order.read_text().split() == [*CLASSES, "ten"]
+
+
+def test_a_stale_class_list_says_how_to_rebuild_it(tmp_path):
+    write_paths_csv(tmp_path / "paths.csv", Hierarchy([("a", "a1"), ("a", "a2"), ("b", "b1"), ("b", "ten")]))
+    with pytest.raises(HierarchyError) as error:
+        build_hierarchy_outputs({"paths": tmp_path / "paths.csv"}, CLASSES, class_list="results/toy/data/classes.txt")
+    message = str(error.value)
+    assert "leaf/leaves 'ten' match no class of results/toy/data/classes.txt" in message
+    assert "snakemake --forcerun results/toy/data/classes.txt" in message

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import transforms as T
 
 from featgeom.data.gpu_loader import epoch_generator
+from featgeom.data.manifest import read_rgb
 
 NORMALISATION = {  # (mean, std), copied from MBM's transforms.py
     "fgvc": ((0.4880712, 0.5191783, 0.54383063), (0.21482512, 0.20683703, 0.23937796)),
@@ -61,10 +62,10 @@ def build_transform(recipe: str, augment: str, size: int, train: bool) -> T.Comp
 
 
 def load_rgb(path) -> Image.Image:
-    """The image at `path` as RGB; ImageLoadError naming the file if it cannot be decoded."""
+    """The image at `path` as 8-bit RGB (manifest.read_rgb, as verified); ImageLoadError naming the file if it
+    cannot be decoded."""
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
+        return read_rgb(path)
     except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... for damaged files
         raise ImageLoadError(f"{path}: cannot load image ({type(err).__name__}: {err}); "
                              "rerun verify_image_folder to list every bad file") from err

@@ -7,18 +7,23 @@ exactly those.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 SPLITS = ("train", "val", "test")
 SHOW_BAD = 20  # bad files named in the error; the rest are counted
 CHUNK = 256  # images per decoding task: one future per image would cost ~1 KB each on 500k-image datasets
+# 16-bit grayscale (PNG, TIFF). PIL's convert() clips these to 255 instead of scaling, so a 16-bit image would
+# train as all white. PIL opened 16-bit grayscale PNGs as mode "I" before Pillow 10.
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 def verify_image_folder(root, max_per_class: int | None = None, workers: int | None = None) -> dict:
@@ -44,6 +49,44 @@ def verify_image_folder(root, max_per_class: int | None = None, workers: int | N
     return {"root": str(root), "classes": list(listing["train"]),
             "counts": {split: len(rows) for split, rows in files.items()},
             "max_per_class": max_per_class, "files": files}
+
+
+def folder_listing(root) -> dict:
+    """{root, entries, bytes, sha256} of every folder and file under root/{train,val,test}: path, size and
+    mtime, nothing decoded (one stat per file), so it is cheap enough for every Snakemake start-up. It changes
+    when a file is added, removed, replaced or touched, or a folder is added or removed; a missing split (or
+    root) is part of it, so placing the dataset later changes it too.
+    """
+    root = Path(root)
+    digest, entries, total = hashlib.sha256(), 0, 0
+    for split in SPLITS:
+        if not (root / split).is_dir():
+            digest.update(f"{split}\tmissing\n".encode())
+            continue
+        for rel, size, mtime_ns in _walk_entries(root, split):
+            digest.update(f"{rel}\t{size}\t{mtime_ns}\n".encode())
+            entries += 1
+            total += size or 0
+    return {"root": str(root), "entries": entries, "bytes": total, "sha256": digest.hexdigest()}
+
+
+def _walk_entries(root: Path, split: str):
+    """(path relative to root, size, mtime_ns) of every folder and file under root/split, sorted; None, None
+    for a folder and for a broken link (verification then names it). Links are followed, as _class_images does."""
+    for dirpath, dirnames, names in os.walk(root / split, followlinks=True):
+        dirnames.sort()  # os.walk descends in this order
+        yield Path(dirpath).relative_to(root).as_posix() + "/", None, None
+        for name in sorted(names):
+            path = Path(dirpath, name)
+            yield (path.relative_to(root).as_posix(), *_size_and_mtime(path))
+
+
+def _size_and_mtime(path: Path) -> tuple:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None, None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def list_split(root, split: str) -> dict:
@@ -101,12 +144,27 @@ def _chunk_problems(root: Path, paths: list) -> list:
     return [(path, why) for path in paths if (why := _decode_problem(root / path)) is not None]
 
 
+def read_rgb(path) -> Image.Image:
+    """The whole image at `path` decoded to 8-bit RGB: what verification checks and training reads.
+
+    16-bit grayscale keeps its top 8 bits (value >> 8): equal-width bins, an 8-bit image stored as 16 bits
+    (v * 257 or v << 8) comes back exactly, and PIL itself reduces 16-bit RGB PNGs this way. Pixels of no
+    known bit depth (32-bit integers, floats) raise ValueError rather than being clipped.
+    """
+    with Image.open(path) as image:
+        if image.mode in SIXTEEN_BIT_MODES or (image.mode == "I" and image.format == "PNG"):
+            return Image.fromarray((np.asarray(image) >> 8).astype(np.uint8), mode="L").convert("RGB")
+        if image.mode in ("I", "F"):
+            kind = "32-bit integer" if image.mode == "I" else "floating-point"
+            raise ValueError(f"mode {image.mode!r} ({kind} pixels) has no known 8-bit scale; "
+                             "save the image with 8 or 16 bits per channel")
+        return image.convert("RGB")
+
+
 def _decode_problem(path) -> str | None:
-    """None if PIL decodes the whole image at `path` to RGB, else why not (e.g. 'truncated (...)')."""
+    """None if `read_rgb` decodes the image at `path`, else why not (e.g. 'truncated (...)')."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            image.convert("RGB")
+        read_rgb(path)
     except UnidentifiedImageError as err:
         return f"not an image ({err})"
     except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... for damaged files

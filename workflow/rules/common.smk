@@ -6,7 +6,9 @@ from types import SimpleNamespace
 import yaml
 
 import featgeom.config as fg
+from featgeom.data.manifest import folder_listing
 from featgeom.hierarchy_stage import check_hierarchy_files
+from featgeom.io import update_json
 from featgeom.provenance import has_nvidia_gpu
 from featgeom.run_guard import RunFolderBusy, busy_run_folders, mark_forced
 from featgeom.published import PUBLISHED_FILE, check_published_names, read_published
@@ -168,9 +170,22 @@ def check_hierarchies():
         check_hierarchy_files(configured_hierarchy_files(dataset), produced)
 
 
-# Only where the DAG is built: SLURM jobs re-parse this file and need not re-read every hierarchy.
+IMAGE_LISTING = "results/{dataset}/data/image_listing.json"  # input of verify_image_folder
+
+
+def write_image_listings():
+    """Each image folder's listing (featgeom.data.manifest.folder_listing), rewritten only when it changed: its
+    mtime is then newer than the manifest exactly when files were added, removed or changed since verification."""
+    for dataset, ds in config["datasets"].items():
+        if ds["source"]["kind"] == "image_folder":
+            update_json(IMAGE_LISTING.format(dataset=dataset), folder_listing(ds["source"]["root"]))
+
+
+# Only where the DAG is built: SLURM jobs re-parse this file and need not re-read every hierarchy, nor walk
+# the image folders (one stat per image).
 if workflow.is_main_process:
     check_hierarchies()
+    write_image_listings()
 
 
 def train_counts(wildcards):

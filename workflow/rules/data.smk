@@ -1,6 +1,9 @@
 # Data stage: build or verify each dataset once, into results/{dataset}/data/.
 # No raw dataset file is a declared input, so `snakemake -n` resolves the papers' DAG on a
 # machine without the datasets; the jobs themselves fail with a message naming what is missing.
+# An image folder is stood for by its listing (common.smk, write_image_listings), which exists with or
+# without the dataset. Archives (CIFAR, FGVC-Aircraft) need none: a job accepts only the archive of the
+# configured md5 (source.md5 or the official one), so its results hold for as long as that md5 stays.
 
 
 rule prepare_synthetic:
@@ -46,6 +49,8 @@ rule prepare_cifar:
 
 
 rule verify_image_folder:
+    input:
+        listing=IMAGE_LISTING,
     output:
         manifest="results/{dataset}/data/image_folder.json",
         classes="results/{dataset}/data/classes.txt",

@@ -8,7 +8,8 @@ with rule_log(snakemake):
     sources = {k: snakemake.input[k] for k in ("paths", "edges", "distances") if k in snakemake.input.keys()}
     classes = read_class_list(snakemake.input.classes)
     order, distances, levels = build_hierarchy_outputs(sources, classes, flat=snakemake.params.hierarchy.get("flat", False),
-                                                       coarse_level=snakemake.params.coarse_level)
+                                                       coarse_level=snakemake.params.coarse_level,
+                                                       class_list=snakemake.input.classes)
     write_text(snakemake.output.class_order, "\n".join(order) + "\n")
     write_distance_csv(snakemake.output.distances, order, distances)
     write_json(snakemake.output.levels, levels)
