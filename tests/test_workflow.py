@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from featgeom.run_guard import hold_run_folders
 
@@ -224,3 +225,39 @@ def test_a_run_folder_being_trained_stops_snakemake_before_any_job(finished):
     assert result.returncode != 0
     assert f"results/synthetic/main/haframe/seed0 is being trained by pid {os.getpid()} on " in out
     assert sorted(p for p in finished.rglob("*") if p.is_file() and ".snakemake" not in p.parts) == files
+
+
+def _dry_run_reasons(out):
+    """{(rule, wildcards): reason} of every job a dry run lists."""
+    jobs = {}
+    for block in re.split(r"\n(?=\s*(?:local)?rule \w+:\n)", out):
+        head = re.match(r"\s*(?:local)?rule (\w+):\n", block)
+        if head:
+            fields = dict(re.findall(r"^\s+(wildcards|reason): (.*)$", block, flags=re.MULTILINE))
+            jobs[head[1], fields.get("wildcards", "")] = fields["reason"]
+    return jobs
+
+
+def test_dry_run_with_params_trigger_names_the_jobs_whose_params_changed(tiny_run, tmp_path):
+    # README "Partial reruns": `snakemake -n --rerun-triggers params` names them, and nothing on an unchanged project
+    workdir, tiny = tiny_run.parent.parent, REPO / "tests/data/tiny.yaml"
+    unchanged = snakemake("-n", "--rerun-triggers", "params", "--configfile", str(tiny), "--directory", str(workdir))
+    assert "Nothing to be done" in unchanged.stdout + unchanged.stderr
+    # ... and not `--list-changes params`: Snakemake 9.27 prints an output of every job with params metadata,
+    # changed or not (persistence.ParamsChange keeps its file even when empty; DAG.get_outputs_with_changes
+    # lists the files of every job's result without asking whether it is a change)
+    listed = snakemake("--list-changes", "params", "--configfile", str(tiny), "--directory", str(workdir)).stdout
+    assert "results/synthetic/main/haframe/" in listed, "Snakemake fixed --list-changes params: README may use it"
+
+    config = yaml.safe_load(tiny.read_text())
+    config["datasets"]["synthetic"]["experiments"]["main"]["methods"]["haframe"]["loss"]["alpha"] = 0.5
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(config, sort_keys=False))  # key order kept (test_slurm)
+    changed = snakemake("-n", "--rerun-triggers", "params", "--configfile", str(tmp_path / "changed.yaml"),
+                        "--directory", str(workdir)).stdout
+    jobs = _dry_run_reasons(changed)
+    assert {rule for (rule, _), reason in jobs.items() if reason.startswith("Params have changed")} == {
+        "train_synthetic_main_haframe_seeds0to1"}  # the pack job training haframe's two seeds
+    others = {job: reason for job, reason in jobs.items() if not reason.startswith("Params have changed")}
+    assert all(reason.startswith("Input files updated by another job") for reason in others.values()), others
+    assert {rule for rule, _ in others} == {"score", "table", "nc_curves", "paper_vs_ours", "ablation", "all"}
+    assert all("method=" not in w or "method=haframe" in w for _, w in others)
