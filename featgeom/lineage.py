@@ -125,3 +125,15 @@ def _part_name(key: str) -> str:
         name = key.partition(":")[2]
         return INPUT_NAMES.get(name, f"input {name!r}")
     return PART_NAMES.get(key, key)
+
+
+def runs_of_other_code(provenance_paths) -> list[str]:
+    """'<experiment>/<method>/seed<N> (code <hash>)' of each run whose provenance.json records other training code
+    than this checkout's, or none (an older featgeom): its numbers may not be what the current code gives."""
+    current, others = training_code_hash(), []
+    for path in map(Path, provenance_paths):
+        code = json.loads(path.read_text()).get("made_of", {}).get("code")
+        if code != current:
+            run = "/".join(path.parts[-4:-1])
+            others.append(f"{run} (code {code or 'not recorded'})")
+    return others

@@ -9,6 +9,7 @@ import pandas as pd
 
 from featgeom import stats, tables
 from featgeom.io import read_json, write_text
+from featgeom.lineage import runs_of_other_code, training_code_hash
 
 RUN_PATH = re.compile(r"results/(?P<dataset>[^/]+)/(?P<experiment>[^/]+)/(?P<method>[^/]+)/seed(?P<seed>\d+)/")
 
@@ -91,12 +92,17 @@ def describe_loss(spec: dict) -> str:
 
 
 def render_table(table: str, summary: pd.DataFrame, ddof: int, experiments: dict | None = None,
-                 banner: str | None = None) -> tuple[str, str]:
+                 banner: str | None = None, other_code: list[str] = ()) -> tuple[str, str]:
     """Markdown and LaTeX text, one section per experiment; the losses are listed under each table.
-    A pilot run's `banner` heads both, so a capped run cannot pass for a result."""
+    A pilot run's `banner` heads both, so a capped run cannot pass for a result; so does the list of runs made by
+    other training code than the current one (`other_code`, featgeom.lineage.runs_of_other_code)."""
     metrics = table_columns(table, set(summary["metric"]))
-    markdown = [f"> **{banner}**\n"] if banner else []
-    latex = [f"% {banner}\n\\textbf{{{tables.latex_escape(banner)}}}\n"] if banner else []
+    warnings = [banner] if banner else []
+    if other_code:
+        warnings.append(f"Made by other training code than the current one ({training_code_hash()}): "
+                        f"{', '.join(other_code)}. Retrain them to report this code (README, After a code change)")
+    markdown = [f"> **{line}**\n" for line in warnings]
+    latex = [f"% {line}\n\\textbf{{{tables.latex_escape(line)}}}\n" for line in warnings]
     for experiment, part in summary.groupby("experiment", sort=False):
         caption = f"{CAPTIONS[table]} — {experiment}" + (" [PILOT RUN: not a result]" if banner else "")
         markdown.append(tables.render_markdown(part, metrics, caption=caption, ddof=ddof))
@@ -110,13 +116,15 @@ def render_table(table: str, summary: pd.DataFrame, ddof: int, experiments: dict
 
 
 def build_table(table: str, inputs: dict, experiments: dict, ddof: int = 0, banner: str | None = None):
-    """(summary for the CSV, markdown, latex). The CSV keeps full precision."""
+    """(summary for the CSV, markdown, latex). The CSV keeps full precision. inputs: metrics, probe, collapse and
+    provenance (of the trained runs) file lists."""
     long = table_long_frame(table, inputs, experiments)
     long = long[long["metric"].isin({k for k, _ in table_columns(table, set(long["metric"]))})]  # e.g. n_test
     if long.empty:
         raise ValueError(f"no numeric results found for table {table!r}")
     summary = stats.summarise_runs(long, ddof=ddof)
-    markdown, latex = render_table(table, summary, ddof, experiments, banner)
+    markdown, latex = render_table(table, summary, ddof, experiments, banner,
+                                   runs_of_other_code(inputs.get("provenance", [])))
     return summary, markdown, latex
 
 

@@ -4,6 +4,7 @@ import pytest
 
 from featgeom.evaluation import crm_test_scores, load_scores, run_metrics
 from featgeom.io import read_json, write_json, write_npz
+from featgeom.lineage import training_code_hash
 from featgeom.reporting import build_table, parse_run_path
 
 D = np.array([[0, 1, 2], [1, 0, 2], [2, 2, 0]])
@@ -87,3 +88,18 @@ def test_pilot_banner_heads_every_rendering(tmp_path):
     assert "PILOT RUN (epochs<=1)" in latex.splitlines()[0]
     _, plain, _ = build_table("main", inputs, experiments)
     assert "PILOT" not in plain
+
+
+def test_a_table_names_the_runs_made_by_other_training_code(tmp_path):
+    inputs, experiments = _main_runs(tmp_path, {"top1": 50.0})
+    provenance = []
+    for seed, code in enumerate([training_code_hash(), "0123456789abcdef"]):
+        path = tmp_path / f"results/ds/main/ce_t1/seed{seed}/provenance.json"
+        write_json(path, {"made_of": {"code": code}})
+        provenance.append(str(path))
+    _, markdown, latex = build_table("main", {**inputs, "provenance": provenance}, experiments)
+    assert f"Made by other training code than the current one ({training_code_hash()}): " \
+           "main/ce_t1/seed1 (code 0123456789abcdef)" in markdown.splitlines()[0]
+    assert "seed0" not in markdown.splitlines()[0] and "main/ce\\_t1/seed1" in latex
+    _, current, _ = build_table("main", {**inputs, "provenance": provenance[:1]}, experiments)
+    assert "other training code" not in current

@@ -261,3 +261,20 @@ def test_dry_run_with_params_trigger_names_the_jobs_whose_params_changed(tiny_ru
     assert all(reason.startswith("Input files updated by another job") for reason in others.values()), others
     assert {rule for rule, _ in others} == {"score", "table", "nc_curves", "paper_vs_ours", "ablation", "all"}
     assert all("method=" not in w or "method=haframe" in w for _, w in others)
+
+
+def test_a_failing_run_of_a_pack_costs_its_siblings_no_training(finished):
+    """Snakemake removes every output of a failed pack job; the next run brings the finished runs back by
+    evaluating their kept final checkpoints again, and leaves no folder with metrics but no logits."""
+    runs = finished / "results/synthetic/main/haframe"
+    (runs / "seed0" / "last_checkpoint.pt").write_bytes(b"not a checkpoint")  # seed 0 fails when the pack reruns
+    (runs / "seed1" / "test_logits.npz").unlink()
+    failed = snakemake("--cores", "2", *TINY, "--directory", str(finished), check=False)
+    assert failed.returncode != 0 and "last_checkpoint.pt cannot be read" in (runs / "seed0" / "train.log").read_text()
+    (runs / "seed0" / "last_checkpoint.pt").unlink()  # what the message says to do
+    snakemake("--cores", "2", *TINY, "--directory", str(finished))
+    assert trained_epochs(last_attempt(finished, "main", "haframe", 0)) == 2
+    sibling = last_attempt(finished, "main", "haframe", 1)
+    assert "resumed from" in sibling and trained_epochs(sibling) == 0
+    for run in finished.glob("results/synthetic/*/*/seed*"):
+        assert (run / "metrics.json").exists() and (run / "test_logits.npz").exists(), run

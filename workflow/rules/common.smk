@@ -206,11 +206,14 @@ def figure_features(key):
 
 
 def table_inputs(wildcards):
-    """Run files behind one table: metrics (+ probe and final collapse for coarse_fine); collapse only for `collapse`."""
-    files = {"metrics": [], "probe": [], "collapse": []}
+    """Run files behind one table: metrics (+ probe and final collapse for coarse_fine); collapse only for `collapse`;
+    the trained runs' provenance."""
+    files = {"metrics": [], "probe": [], "collapse": [], "provenance": []}
     for exp in fg.experiments_of_table(config, wildcards.dataset, wildcards.table):
         spec = config["datasets"][wildcards.dataset]["experiments"][exp]
         trained = fg.trained_methods(spec)
+        # which training code made each run: the table names the runs of other code than the current one
+        files["provenance"] += experiment_files(wildcards.dataset, exp, "provenance.json", methods=trained)
         if wildcards.table == "collapse" or spec["kind"] == "coarse_fine":
             files["collapse"] += experiment_files(wildcards.dataset, exp, "collapse.json", methods=trained)
         if wildcards.table != "collapse":
