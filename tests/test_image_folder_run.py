@@ -1,5 +1,6 @@
 """Image-folder datasets (FGVC / iNat / tiered layout): manifest checks, verification rerun by changes to the
 folder, and a training run through the torchvision DataLoader path, on a fixture of real PNG files."""
+import json
 import os
 
 import numpy as np
@@ -96,11 +97,16 @@ def test_a_changed_image_folder_is_verified_again(tmp_path):
     changes = [lambda: (tmp_path / "ds" / "val" / "a2" / "new.png").write_bytes(image.read_bytes()),  # added
                lambda: os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9)),  # touched
                lambda: (tmp_path / "ds" / "val" / "a2" / "new.png").unlink()]  # removed
+    manifest = tmp_path / "work" / "results" / "toy" / "data" / "image_folder.json"
+    verified = [json.loads(manifest.read_text())["listing_sha256"]]
     for change in changes:
         change()
         assert "rule verify_image_folder:" in run("-n").stdout
         run()
+        verified.append(json.loads(manifest.read_text())["listing_sha256"])
     assert "Nothing to be done" in run("-n").stdout
+    # the manifest, which a run's lineage hashes, names what it verified: a touched image changes it too
+    assert len(set(verified)) == len(verified)
 
 
 def test_a_class_folder_added_later_reaches_the_hierarchy(tmp_path):
