@@ -48,13 +48,19 @@ def _try_lock(run_dir) -> int | None:
     return fd
 
 
-def _busy_message(run_dir) -> str:
+def _holder(run_dir) -> str:
     try:
-        holder = (Path(run_dir) / LOCK_FILE).read_text().strip() or "another process"
+        return (Path(run_dir) / LOCK_FILE).read_text().strip() or "another process"
     except OSError:
-        holder = "another process"
-    return (f"{run_dir} is being trained by {holder}: a second trainer would corrupt it. Wait for that one to end, "
-            "or stop it (its Snakemake, or scancel its SLURM job) before running snakemake again")
+        return "another process"
+
+
+def busy_message(busy: list[str]) -> str:
+    """Why training must not start: `busy` run folders (busy_run_folders) are held by other trainers."""
+    listing = "; ".join(f"{run_dir} by {_holder(run_dir)}" for run_dir in busy)
+    return (f"{len(busy)} run folder(s) are being trained by another process: {listing}. A second trainer would "
+            "corrupt them: wait for that one to end, or stop it (its Snakemake, or scancel its SLURM job) before "
+            "running snakemake again")
 
 
 @contextlib.contextmanager
@@ -65,7 +71,7 @@ def hold_run_folders(run_dirs):
         for run_dir in run_dirs:
             fd = _try_lock(run_dir)
             if fd is None:
-                raise RunFolderBusy(_busy_message(run_dir))
+                raise RunFolderBusy(busy_message([str(run_dir)]))
             held.append(fd)
             os.ftruncate(fd, 0)
             os.pwrite(fd, (_holder_text() + "\n").encode(), 0)
@@ -76,14 +82,14 @@ def hold_run_folders(run_dirs):
 
 
 def busy_run_folders(run_dirs) -> list[str]:
-    """The message of each run folder another process is training now (checked by taking and releasing its lock)."""
+    """The run folders another process is training now (checked by taking and releasing each one's lock)."""
     busy = []
     for run_dir in run_dirs:
         if not (Path(run_dir) / LOCK_FILE).exists():
             continue
         fd = _try_lock(run_dir)
         if fd is None:
-            busy.append(_busy_message(run_dir))
+            busy.append(str(run_dir))
         else:
             os.close(fd)
     return busy

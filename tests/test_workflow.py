@@ -223,7 +223,7 @@ def test_a_run_folder_being_trained_stops_snakemake_before_any_job(finished):
         result = snakemake("--cores", "2", *TINY, "--directory", str(finished), check=False)
     out = result.stdout + result.stderr
     assert result.returncode != 0
-    assert f"results/synthetic/main/haframe/seed0 is being trained by pid {os.getpid()} on " in out
+    assert f"being trained by another process: results/synthetic/main/haframe/seed0 by pid {os.getpid()} on " in out
     assert sorted(p for p in finished.rglob("*") if p.is_file() and ".snakemake" not in p.parts) == files
 
 

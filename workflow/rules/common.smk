@@ -9,8 +9,9 @@ import featgeom.config as fg
 from featgeom.data.manifest import folder_listing
 from featgeom.hierarchy_stage import check_hierarchy_files
 from featgeom.io import update_json
+from featgeom.lineage import training_code_hash
 from featgeom.provenance import has_nvidia_gpu
-from featgeom.run_guard import RunFolderBusy, busy_run_folders, mark_forced
+from featgeom.run_guard import RunFolderBusy, busy_message, busy_run_folders, mark_forced
 from featgeom.published import PUBLISHED_FILE, check_published_names, read_published
 
 # Our validator instead of snakemake.utils.validate: it reports every error with its key path and
@@ -299,7 +300,7 @@ def guard_training_jobs(dag):
     jobs = [job for job in dag.needrun_jobs() if is_training_job(job)]
     busy = busy_run_folders(run_dir for job in jobs for run_dir in training_run_dirs(job))
     if busy:
-        raise RunFolderBusy("; ".join(busy))
+        raise RunFolderBusy(busy_message(busy))
     forced = forced_by_snakemake(dag)
     mark_forced(run_dir for job in jobs if forced(job) for run_dir in training_run_dirs(job))
 

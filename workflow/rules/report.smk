@@ -19,6 +19,8 @@ rule table:
                                 for e in fg.experiments_of_table(config, wc.dataset, wc.table)},
         ddof=config.get("ci_ddof", 0),
         pilot=fg.pilot_banner(config),
+        # a change of the training code reruns the tables (seconds), which then name the runs the old code made
+        training_code=training_code_hash(),
     wildcard_constraints:
         table="main|coarse_fine|longtail|collapse",
     log:
