@@ -51,7 +51,8 @@ def _imported_modules(module: str, path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:  # relative: from .backbones import ...
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parents = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parents + ([base] if base else []))
             names = [base] + [f"{base}.{alias.name}" for alias in node.names]  # `from pkg import submodule`
         else:
             continue

@@ -32,7 +32,8 @@ class RunFolderBusy(RuntimeError):
 def _holder_text() -> str:
     job = os.environ.get("SLURM_JOB_ID")
     slurm = f", SLURM job {job}" if job else ""
-    return f"pid {os.getpid()} on {socket.gethostname()}{slurm}, since {datetime.now().astimezone():%Y-%m-%d %H:%M:%S %z}"
+    since = datetime.now().astimezone().isoformat(timespec="seconds")
+    return f"pid {os.getpid()} on {socket.gethostname()}{slurm}, since {since}"
 
 
 def _try_lock(run_dir) -> int | None:

@@ -183,7 +183,8 @@ def test_a_kept_final_checkpoint_is_reused_only_when_nothing_that_made_it_change
     fresh = outputs(tmp_path / "fresh")
     run_training(spec(), 0, changed_inputs, fresh)
     assert np.load(run["test_logits"])["scores"].tobytes() == np.load(fresh["test_logits"])["scores"].tobytes()
-    assert read_json(run["provenance"])["made_of"] == saved_checkpoint(Path(run["run_dir"]) / "last_checkpoint.pt")["made_of"]
+    kept = saved_checkpoint(Path(run["run_dir"]) / "last_checkpoint.pt")
+    assert read_json(run["provenance"])["made_of"] == kept["made_of"]
 
 
 def test_corrupt_checkpoint_names_the_file(inputs, tmp_path):
