@@ -24,7 +24,7 @@ DEFAULT_RESOURCES = {"runtime": 24 * 60, "mem_mb": 16000}
 # runs gave 2.27x one run's img/s, 3 WRN-28-8 runs 2.47x); a 224-px ResNet-50 run is bound by image decoding.
 DEFAULT_RUNS_PER_GPU = {"resnet32": 4, "resnet_cifar": 4, "wrn28_8": 3, "convnet_small": 8}
 # Train-block keys that set how fast a run goes, not what it computes: kept out of the run spec (and so out of
-# the checkpoint fingerprint and Snakemake's params), so changing them neither reruns nor refuses to resume a run.
+# what made a checkpoint (featgeom.lineage) and Snakemake's params), so changing them neither reruns nor restarts a run.
 EXECUTION_KEYS = ("resources", "speed")
 DEFAULT_SPEED = {"channels_last": False, "compile": False, "cuda_graph": False}
 # The files a training run writes in its folder: rule train's outputs, and each run's of a pack rule.
