@@ -18,6 +18,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from featgeom.io import read_json, sha256_of
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 TRAINING_ENTRY = "featgeom.runner"
 # Imported by training, but editing them changes no result: lineage and provenance record what was done, run_guard
@@ -92,11 +94,7 @@ def file_hash(path) -> str:
     stat = os.stat(path)
     key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _FILE_HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(block)
-        _FILE_HASHES[key] = digest.hexdigest()[:16]
+        _FILE_HASHES[key] = sha256_of(path)[:16]
     return _FILE_HASHES[key]
 
 
@@ -134,7 +132,7 @@ def runs_of_other_code(provenance_paths) -> list[str]:
     than this checkout's, or none (an older featgeom): its numbers may not be what the current code gives."""
     current, others = training_code_hash(), []
     for path in map(Path, provenance_paths):
-        code = json.loads(path.read_text()).get("made_of", {}).get("code")
+        code = read_json(path).get("made_of", {}).get("code")
         if code != current:
             run = "/".join(path.parts[-4:-1])
             others.append(f"{run} (code {code or 'not recorded'})")

@@ -1,4 +1,6 @@
 """Fetching pretrained weights: torchvision's sha256-prefix check, and no partial file on failure."""
+import hashlib
+
 import pytest
 
 from featgeom.data import weights
@@ -13,7 +15,7 @@ def _serve(tmp_path, monkeypatch, payload: bytes, prefix: str):
 
 def test_fetch_checks_the_sha256_prefix(tmp_path, monkeypatch):
     payload = b"resnet50 weights"
-    _serve(tmp_path, monkeypatch, payload, weights.hashlib.sha256(payload).hexdigest()[:8])
+    _serve(tmp_path, monkeypatch, payload, hashlib.sha256(payload).hexdigest()[:8])
     target = tmp_path / "pretrained" / "resnet50-0676ba61.pth"
     assert weights.fetch_imagenet_resnet50(target).read_bytes() == payload
 

@@ -2,22 +2,14 @@
 often offline), with torchvision's own integrity check. No torch import."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from featgeom.data.cifar import download_url
+from featgeom.io import sha256_of
 
 # torchvision.models.ResNet50_Weights.IMAGENET1K_V1; torchvision names the file after the first
 # 8 hex digits of its sha256 and checks them after downloading (torch.hub check_hash).
 IMAGENET_RESNET50 = {"url": "https://download.pytorch.org/models/resnet50-0676ba61.pth", "sha256_prefix": "0676ba61"}
-
-
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch_imagenet_resnet50(path) -> Path:

@@ -123,13 +123,18 @@ def gpu_share(wildcards):
     return fg.gpu_percent(run_execution(wildcards)["resources"]["runs_per_gpu"])
 
 
+def trained_run_files(seed, feature_seeds):
+    """The files training writes in a run folder: featgeom.config.RUN_OUTPUTS, and features.npz where the
+    workflow reads the run's features (featgeom.config.feature_seeds)."""
+    return [*fg.RUN_OUTPUTS.values(), *([fg.FEATURES_FILE] if seed in feature_seeds else [])]
+
+
 def pack_outputs(pack):
-    """The run files of a pack's rule: featgeom.config.RUN_OUTPUTS of each of its runs, and features.npz
-    of those whose features the workflow reads (then rule dump_features is not needed for them)."""
+    """The run files of a pack's rule: trained_run_files of each of its runs (a pack writes the features itself:
+    rule dump_features is not needed for them)."""
     features = set(fg.feature_seeds(config, pack["dataset"], pack["experiment"]))
     return [run_path(pack["dataset"], pack["experiment"], run["method"], run["seed"], name)
-            for run in pack["runs"]
-            for name in [*fg.RUN_OUTPUTS.values(), *([fg.FEATURES_FILE] if run["seed"] in features else [])]]
+            for run in pack["runs"] for name in trained_run_files(run["seed"], features)]
 
 
 def pack_method_wildcards(pack):
@@ -253,8 +258,8 @@ def run_targets(dataset):
         features = set(fg.feature_seeds(config, dataset, name))
         for method, spec in exp["methods"].items():
             for seed in range(exp["seeds"]):
-                names = ["test_logits.npz", "provenance.json"] if "crm_of" in spec else [
-                    *fg.RUN_OUTPUTS.values(), *([fg.FEATURES_FILE] if seed in features else [])]
+                crm = [fg.RUN_OUTPUTS["test_logits"], fg.RUN_OUTPUTS["provenance"]]  # rule crm's outputs
+                names = crm if "crm_of" in spec else trained_run_files(seed, features)
                 names += ["metrics.json"] + (["probe.json"] if exp["kind"] == "coarse_fine" else [])
                 files += [run_path(dataset, name, method, seed, file) for file in names]
     return files

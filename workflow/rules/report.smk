@@ -20,7 +20,7 @@ rule table:
         ddof=config.get("ci_ddof", 0),
         pilot=fg.pilot_banner(config),
         # a change of the training code reruns the tables (seconds), which then name the runs the old code made
-        training_code=training_code_hash(),
+        training_code=lambda wc: training_code_hash(),  # only where a table job is considered
     wildcard_constraints:
         table="main|coarse_fine|longtail|collapse",
     log:
