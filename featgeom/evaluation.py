@@ -8,7 +8,8 @@ from featgeom import metrics
 
 
 def load_scores(path) -> tuple[np.ndarray, np.ndarray]:
-    """scores [N,K] float32 and labels [N] int64 from a test_logits.npz, validated."""
+    """scores [N,K] (float32 logits; CRM: float64 negated risks) and labels [N] int64 from a test_logits.npz,
+    validated. The scores keep the dtype they were saved in."""
     with np.load(path) as data:
         missing = {"scores", "labels"} - set(data.files)
         if missing:
@@ -39,10 +40,10 @@ def run_metrics(scores, labels, distances, label_level="fine", train_counts=None
 
 
 def crm_test_scores(logits, distances) -> np.ndarray:
-    """CRM scores (negated expected LCA distance) of a CE run's test logits, float32."""
+    """CRM scores (negated expected LCA distance) of a CE run's test logits, float64 (see metrics.crm_scores)."""
     if distances.shape[0] != logits.shape[1]:
         raise ValueError(f"logits have {logits.shape[1]} classes but the distance matrix {distances.shape[0]}")
-    return metrics.crm_scores(logits, distances).astype(np.float32)
+    return metrics.crm_scores(logits, distances)
 
 
 def load_features(path) -> dict:

@@ -58,12 +58,19 @@ def hierdist_at_k(scores, labels, D, k: int) -> float:
 
 
 def crm_scores(logits, D) -> np.ndarray:
-    """Conditional risk minimisation (Karthik et al. 2021): -(softmax(logits) @ D), so higher = better."""
-    logits = np.asarray(logits, dtype=np.float64)
-    shifted = logits - logits.max(axis=1, keepdims=True)  # stable softmax
-    p = np.exp(shifted)
-    p /= p.sum(axis=1, keepdims=True)
-    return -(p @ np.asarray(D, dtype=np.float64))
+    """Conditional risk minimisation (Karthik et al. 2021): -(softmax(logits) @ D), so higher = better, float64.
+
+    As HAFrame's `MBM/scripts/crm_eval.py`: the softmax is taken in the logits' own precision (scipy's softmax keeps
+    the saved float32 logits float32), the risk `np.dot(p, C)` with the integer distance matrix C in float64. The
+    result must stay float64 wherever it goes: rounded to float32, risks closer than float32's resolution tie, and
+    ties go to the lower class index.
+    """
+    logits = np.asarray(logits)
+    if not np.issubdtype(logits.dtype, np.floating):
+        logits = logits.astype(np.float64)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))  # stable softmax, as scipy.special.softmax
+    p = exp / exp.sum(axis=1, keepdims=True)
+    return -(p.astype(np.float64) @ np.asarray(D, dtype=np.float64))
 
 
 def hierarchy_metrics(scores, labels, D, ks=HIERARCHY_KS) -> dict:

@@ -71,6 +71,36 @@ def test_crm_is_shift_invariant_and_stable():
     assert crm_scores(logits.astype(np.float32), D).dtype == np.float64
 
 
+def _official_crm(logits, D):
+    """HAFrame MBM/scripts/crm_eval.py, main() + apply_crm_to_softmax, with the distance dict as a matrix."""
+    from scipy.special import softmax
+    sm = softmax(logits, axis=1)
+    C = [[int(D[i][j]) for j in range(len(D))] for i in range(len(D))]
+    return -1 * np.dot(sm, C)
+
+
+def test_crm_scores_are_the_official_float64_risks():
+    # Saved logits are float32; the official softmax stays float32 and the risk is float64, bit for bit ours.
+    rng = np.random.default_rng(0)
+    D6 = rng.integers(0, 4, (6, 6))
+    logits = (8 * rng.standard_normal((50, 6))).astype(np.float32)
+    official = _official_crm(logits, D6)
+    assert official.dtype == np.float64
+    np.testing.assert_array_equal(crm_scores(logits, D6), official)
+
+
+# float32 logits whose two best CRM risks differ by 3e-8: float32 rounds them to one value, and the tie then goes
+# to class 0; in float64 (the official ranking) class 1 has the lower risk.
+NEAR_TIE_LOGITS = np.array([[0.0, 2.0**-23, -0.5]], dtype=np.float32)
+
+
+def test_crm_ranks_risks_closer_than_float32_resolution():
+    scores = crm_scores(NEAR_TIE_LOGITS, D)
+    assert np.array_equal(ranked_classes(scores, 3), [[1, 0, 2]])
+    assert np.array_equal(ranked_classes(_official_crm(NEAR_TIE_LOGITS, D), 3), [[1, 0, 2]])
+    assert np.array_equal(ranked_classes(scores.astype(np.float32), 3), [[0, 1, 2]])  # what a float32 copy gives
+
+
 def test_metric_input_errors():
     with pytest.raises(ValueError, match="labels must lie"):
         top1_accuracy(SCORES, np.array([0, 0, 1, 3]))

@@ -19,6 +19,15 @@ def test_crm_prefers_the_class_with_least_expected_distance():
     np.testing.assert_allclose(-scores[0], p[0] / p.sum() @ D4, rtol=1e-6)
 
 
+def test_crm_scores_stay_float64_through_the_saved_file(tmp_path):
+    # Risks 3e-8 apart (float32 would tie them and rank class 0 first): the file keeps float64, so class 1 wins.
+    logits = np.array([[0.0, 2.0**-23, -0.5]], dtype=np.float32)
+    write_npz(tmp_path / "test_logits.npz", scores=crm_test_scores(logits, D), labels=np.array([1]))
+    scores, labels = load_scores(tmp_path / "test_logits.npz")
+    assert scores.dtype == np.float64
+    assert run_metrics(scores, labels, D)["top1"] == 100.0
+
+
 def test_metrics_json_keys_and_longtail_groups():
     scores = np.eye(3)[[0, 1, 2, 0]] + 0.0
     labels = np.array([0, 1, 2, 1])
