@@ -77,6 +77,18 @@ def test_wrn28_8_channels_and_bn_momentum():
     assert sum(p.numel() for p in net.parameters()) == pytest.approx(23.4e6, rel=0.01)
 
 
+def test_type1_wrn_classifier_is_a_default_nn_linear_drawn_after_the_backbone():
+    # HAFrame custom_wideresnet.WideResNet: classifier_3 = nn.Linear(feature_size, num_classes) after the backbone,
+    # PyTorch's default init (uniform weights and bias); not the xavier-normal, zero-bias init of the unused fc.
+    torch.manual_seed(3)
+    model = build_model({"backbone": "wrn28_2", "head": "linear"}, num_classes=K)
+    torch.manual_seed(3)
+    build_backbone("wrn28_2")
+    official = torch.nn.Linear(128, K)
+    assert torch.equal(model.head.classifier.weight, official.weight)
+    assert torch.equal(model.head.classifier.bias, official.bias) and official.bias.abs().sum() > 0
+
+
 def test_unknown_backbone_lists_valid_names():
     with pytest.raises(ValueError, match="wrn28_<k>"):
         build_backbone("vgg16")

@@ -7,7 +7,7 @@ Model spec keys:
     hidden_units      type1_mlp hidden width H (official default 600; NC runs use H = K)
     projection_dim    cosine_etf optional Linear(C, projection_dim) before BN
     scale             cosine_etf logit scale
-    linear_init       optional override of the linear head init (default | kaiming | xavier)
+    linear_init       optional override of the linear head init (default | kaiming)
     level_heads       flamingo | hafeature: one classifier per hierarchy level on the trunk of `head`
                       (linear, type1_mlp or type2); needs `level_table`
 
@@ -47,11 +47,13 @@ def _is_wrn(backbone_name: str) -> bool:
 
 
 def _default_linear_init(backbone_name: str) -> str:
-    """Initialise the type-I classifier as the reference code for that backbone did."""
+    """Initialise the type-I classifier as the reference code for that backbone did.
+
+    HAFrame's type-I WRN classifier (`custom_wideresnet.py:WideResNet.classifier_3`) is a fresh nn.Linear with
+    PyTorch's default init; the xavier-normal loop of `wideresnet.py` only reaches the backbone's unused `fc`.
+    """
     if backbone_name in ("resnet32", "resnet_cifar"):
         return "kaiming"  # LDAM-DRW _weights_init
-    if _is_wrn(backbone_name):
-        return "xavier"  # HAFrame custom_wideresnet.WideResNet
     return "default"
 
 

@@ -23,16 +23,13 @@ import torch.nn.functional as F
 
 from featgeom.tensors import as_float_tensor
 
-LINEAR_INITS = ("default", "kaiming", "xavier")
+LINEAR_INITS = ("default", "kaiming")
 
 
 def _init_linear(layer: nn.Linear, init: str) -> None:
-    """'kaiming' = LDAM-DRW `_weights_init`; 'xavier' = HAFrame type-I WRN fc (xavier-normal, bias 0)."""
+    """'default' = PyTorch's nn.Linear init (HAFrame's type-I classifiers); 'kaiming' = LDAM-DRW `_weights_init`."""
     if init == "kaiming":
         nn.init.kaiming_normal_(layer.weight)
-    elif init == "xavier":
-        nn.init.xavier_normal_(layer.weight)
-        nn.init.zeros_(layer.bias)
     elif init != "default":
         raise ValueError(f"unknown linear init {init!r}; valid: {', '.join(LINEAR_INITS)}")
 
