@@ -100,7 +100,15 @@ def test_augmentation_shapes_and_changes_images():
     (x_plain, _), (x_aug, _) = next(iter(plain)), next(iter(aug))
     assert x_aug.shape == x_plain.shape == (64, 3, 32, 32) and x_aug.dtype == torch.float32
     changed = (x_aug != x_plain).flatten(1).any(1)
-    assert changed.float().mean() > 0.9  # only the (4, 4) unflipped crop, p = 1/162, leaves one unchanged
+    assert changed.float().mean() > 0.9  # only the (4, 4) unflipped crop, p = 1/128, leaves one unchanged
+
+
+def test_crop_offsets_are_the_official_0_to_7():
+    # HAFrame util/data_loader.py RandomPadandCrop: pad 4, then top, left = np.random.randint(0, 40 - 32), i.e. 0..7.
+    images, labels = _random_images(2000)
+    _, shifts, _ = InMemoryLoader(images, labels, 64, augment=True)._epoch_plan(0)
+    for axis in (0, 1):
+        assert torch.unique(shifts[:, axis]).tolist() == list(range(8))
 
 
 def test_centre_crop_without_flip_is_identity():

@@ -217,7 +217,7 @@ def test_in_memory_transforms_are_described(tmp_path):
     save_arrays(tmp_path / "a.npz", arrays)
     levels = _levels(tmp_path, rows)
     loaders, _ = build_loaders(_spec("synthetic", augment="crop_flip"), tmp_path / "a.npz", levels, 0, "cpu", 1)
-    assert "reflect-pad 4 then random 32x32 crop" in loaders["transforms"]["train"]
+    assert "reflect-pad 4 then random 32x32 crop (offsets 0..7)" in loaders["transforms"]["train"]
     assert "statistics of this dataset's own training split" in loaders["transforms"]["eval"]
     assert "no augmentation" in loaders["transforms"]["eval"]
     loaders, _ = build_loaders(_spec("synthetic", augment="none"), tmp_path / "a.npz", levels, 0, "cpu", 1)

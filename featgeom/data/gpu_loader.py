@@ -93,7 +93,8 @@ class InMemoryLoader:
         order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
         shifts = flips = None
         if self.augment:
-            shifts = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=gen)
+            # offsets 0..2·pad−1, as HAFrame's RandomPadandCrop `np.random.randint(0, h - new_h)`: never 2·pad
+            shifts = torch.randint(0, 2 * self.pad, (n, 2), generator=gen)
             flips = torch.rand(n, generator=gen) < 0.5
             shifts, flips = shifts.to(self.device), flips.to(self.device)
         return order.to(self.device), shifts, flips

@@ -86,8 +86,8 @@ def _in_memory_transforms(augment: bool, size: int, mean, std) -> dict:
     normalise = (f"Normalize(mean={triple(mean)}, std={triple(std)}) of [0, 1] pixels, the per-channel "
                  "statistics of this dataset's own training split")
     images = f"in-memory uint8 {size}x{size} images at native size (no resize): "
-    crop = (f"reflect-pad 4 then random {size}x{size} crop and horizontal flip (p=0.5) per image, drawn from "
-            "(seed, epoch); then " if augment else "no augmentation; ")
+    crop = (f"reflect-pad 4 then random {size}x{size} crop (offsets 0..7) and horizontal flip (p=0.5) per image, "
+            "drawn from (seed, epoch); then " if augment else "no augmentation; ")
     return {"train": images + crop + normalise, "eval": images + "no augmentation; " + normalise}
 
 
