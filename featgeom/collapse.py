@@ -33,7 +33,8 @@ def _row_chunks(H, rows=None):
     rows = rows or _CHUNK_ROWS  # read at call time so tests can shrink it to exercise chunk boundaries
     for start in range(0, len(H), rows):
         rows_here = slice(start, min(start + rows, len(H)))
-        yield rows_here, np.asarray(H[rows_here], dtype=np.float64)
+        # np.array copies even float64 rows: the NC1 kernel overwrites the chunk, which must not be the caller's H.
+        yield rows_here, np.array(H[rows_here], dtype=np.float64)
 
 
 def _class_sums_and_counts(H, labels, K):
@@ -176,7 +177,8 @@ def equiangularity(vectors):
 
 
 def nc3_self_duality(W, M):
-    """‖W/‖W‖_F − M/‖M‖_F‖²_F (squared, as Papyan's and HAFrame's code), M = K×d rows, usually centred means."""
+    """‖W/‖W‖_F − M/‖M‖_F‖²_F (squared, as Papyan's and HAFrame's code), M = K×d rows: centred means (Papyan),
+    or raw means for a fixed frame (HAFrame's `cls_rfeat_duality`)."""
     W = np.asarray(W, dtype=np.float64)
     M = np.asarray(M, dtype=np.float64)
     return float(np.sum((W / np.linalg.norm(W) - M / np.linalg.norm(M)) ** 2))
@@ -339,11 +341,23 @@ def _feature_pass(H, labels, means, centred_means, rtol=1e-10):
     return _nc1_finish(plan, nc1_accumulated, len(H)), nearest, angles
 
 
-def collapse_report(H, labels, W, predictions, bias=None, S=None, angular_centred=False):
+def _self_duality(W, means, centred_means, fixed_frame: bool) -> dict:
+    """NC3 under the key that names its means. A fixed frame (HAFrame, a fixed ETF) prescribes where the features
+    go, so its self-duality is taken on raw means as in HAFrame's plot (`cls_rfeat_duality`): 0 when the features
+    collapse onto the frame, where centring would leave a floor. A learnable classifier keeps Papyan's centred
+    form (the plot's `cls_cfeat_duality` for the ETF/CE curve)."""
+    if fixed_frame:
+        return {"nc3_self_duality_raw": nc3_self_duality(W, means)}
+    return {"nc3_self_duality": nc3_self_duality(W, centred_means)}
+
+
+def collapse_report(H, labels, W, predictions, bias=None, S=None, angular_centred=False, fixed_frame=False):
     """All collapse metrics as a flat dict of plain floats.
 
-    Feature-side NC2/NC3 use means centred on the sample mean; NC4 and the cone use raw means; angular collapse
-    (only when S is given) uses raw means unless angular_centred. `bias_collapse` is added when a bias is given.
+    Feature-side NC2 uses means centred on the sample mean; NC3 is `nc3_self_duality` on centred means, or with a
+    fixed frame `nc3_self_duality_raw` on raw means (`_self_duality`); NC4 and the cone use raw means; angular
+    collapse (only when S is given) uses raw means unless angular_centred. `bias_collapse` is added when a bias is
+    given.
     With a fixed ETF/HAFrame classifier the classifier-side NC2 values are ~0 by construction.
     H may be float32 (no float64 copy of it is made; see the module docstring); H is read twice.
     """
@@ -364,7 +378,7 @@ def collapse_report(H, labels, W, predictions, bias=None, S=None, angular_centre
         "nc2_maxangle_means": maxangle_means,
         "nc2_equiangular_std_classifier": std_classifier,
         "nc2_maxangle_classifier": maxangle_classifier,
-        "nc3_self_duality": nc3_self_duality(W, centred_means),
+        **_self_duality(W, means, centred_means, fixed_frame),
         "nc4_ncc_mismatch": float(np.mean(nearest != np.asarray(predictions))),
         "cone_angle_mean_deg": cone_mean,
         "cone_angle_p90_deg": cone_p90,

@@ -13,14 +13,29 @@ from featgeom.reporting import parse_run_path
 NC_CURVE_METRICS = ("nc1", "angular_collapse_mean", "nc3_self_duality", "cone_angle_mean_deg")
 
 
+RAW_NC3 = "nc3_self_duality_raw"  # fixed-frame runs' NC3 (raw means), drawn in the nc3_self_duality panel
+
+
+def _nc_value(record: dict, metric: str):
+    if metric == "nc3_self_duality" and metric not in record:
+        return record.get(RAW_NC3)
+    return record.get(metric)
+
+
 def nc_curves(collapse_paths) -> dict:
-    """{"experiment/method": {metric: [(epoch, value), ...]}} from seed-0 collapse.json files."""
+    """{"experiment/method": {metric: [(epoch, value), ...]}} from seed-0 collapse.json files.
+
+    The self-duality panel holds each run's NC3: centred means, or raw means for a fixed frame (as HAFrame's plot
+    shows its ETF and HAFrame curves); the label of a raw-means run says so.
+    """
     curves = {}
     for path in collapse_paths:
         run = parse_run_path(path)
         history = read_json(path)["history"]
-        curves[f"{run['experiment']}/{run['method']}"] = {
-            metric: [(h["epoch"], h[metric]) for h in history if metric in h] for metric in NC_CURVE_METRICS}
+        raw = " (NC3 on raw means)" if any(RAW_NC3 in h for h in history) else ""
+        curves[f"{run['experiment']}/{run['method']}{raw}"] = {
+            metric: [(h["epoch"], _nc_value(h, metric)) for h in history if _nc_value(h, metric) is not None]
+            for metric in NC_CURVE_METRICS}
     return curves
 
 

@@ -23,7 +23,8 @@ TABLE_METRICS = {
                  ("few_shot_top1", "Few"), ("mistake_severity", "Mistake Severity")],
     "collapse": [("nc1", "NC1"), ("nc2_equinorm_means", "NC2 equinorm"),
                  ("nc2_equiangular_std_means", "NC2 equiangular std"), ("nc2_maxangle_means", "NC2 max-angle"),
-                 ("nc3_self_duality", "NC3 self-duality"), ("nc4_ncc_mismatch", "NC4"),
+                 ("nc3_self_duality", "NC3 self-duality (centred means)"),
+                 ("nc3_self_duality_raw", "NC3 self-duality (raw means, fixed frame)"), ("nc4_ncc_mismatch", "NC4"),
                  ("angular_collapse_mean", "Angular collapse"), ("cone_angle_mean_deg", "Cone angle (°)")],
 }
 HIERDIST = re.compile(r"^hierdist@(\d+)$")

@@ -62,7 +62,8 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     run_dir = Path(outputs["run_dir"])
     resume_point = run_dir / "last_checkpoint.pt"
     lineage = made_of(spec, seed, inputs, None if frame is None else np.ascontiguousarray(frame).tobytes())
-    measure = partial(measure_collapse, loader=loaders["train_eval"], similarity=similarity)
+    measure = partial(measure_collapse, loader=loaders["train_eval"], similarity=similarity,
+                      fixed_frame=frame is not None)
     # In-memory batches all have one shape (the last partial batch is dropped): the step can be graph-captured.
     static_batches = isinstance(loaders["train"], InMemoryLoader)
     options = StepOptions.from_run(spec["train"], speed).applied(device, static_batches)
@@ -126,8 +127,9 @@ def etf_dimension(model_spec: dict) -> int:
     return build_backbone(model_spec["backbone"], **kwargs).out_channels
 
 
-def measure_collapse(model, loader, similarity) -> dict:
-    """Neural-collapse metrics on the train split (eval mode, no augmentation).
+def measure_collapse(model, loader, similarity, fixed_frame=False) -> dict:
+    """Neural-collapse metrics on the train split (eval mode, no augmentation); fixed_frame: the classifier is a
+    fixed HAFrame or ETF (NC3 on raw means).
 
     Features go in as float32 (what `predict` returns): collapse_report converts them to float64 a chunk at a time,
     so the values are the same as from a float64 copy, without its N×d×8 bytes (1.5 GB at iNat19 size).
@@ -135,7 +137,7 @@ def measure_collapse(model, loader, similarity) -> dict:
     logits, features, labels = predict(model, loader)
     weight, bias = _classifier_arrays(model)
     return collapse.collapse_report(np.asarray(features, dtype=np.float32), labels, weight, logits.argmax(1),
-                                    bias=bias, S=similarity)
+                                    bias=bias, S=similarity, fixed_frame=fixed_frame)
 
 
 def _classifier_arrays(model):
@@ -146,7 +148,9 @@ def _classifier_arrays(model):
 
 COLLAPSE_CONVENTIONS = (
     "train split, eval mode, no augmentation; global mean = sample mean; NC1 = tr(Sw pinv(Sb))/K; "
-    "NC2/NC3 on class means centred by the global mean; NC3 = ||W/||W||_F - M/||M||_F||_F^2 (squared); "
+    "NC2 on class means centred by the global mean; NC3 = ||W/||W||_F - M/||M||_F||_F^2 (squared), "
+    "nc3_self_duality with M = centred class means (learnable classifiers, Papyan), nc3_self_duality_raw with "
+    "M = raw class means (fixed HAFrame / ETF classifiers, HAFrame's plot); "
     "NC4 = share of samples whose nearest (uncentred) class mean disagrees with the network; "
     "angular collapse = mean/std over i<j of |cos(mu_i, mu_j) - S_ij| on raw class means (HAFrame's plot); "
     "cone angles in degrees between each feature and its class mean")

@@ -48,6 +48,31 @@ def test_self_duality_zero_when_classifier_proportional_to_means(collapsed):
     assert collapse.nc3_self_duality(-centred, centred) == pytest.approx(4.0)  # ‖−a − a‖² with ‖a‖ = 1
 
 
+def _official_self_duality(cls_weights, class_features):
+    """HAFrame HAFrame/neural_collapse.py:cls_weights_and_feature_collapse, verbatim."""
+    cls_weights_normalized = cls_weights / np.linalg.norm(cls_weights, ord='fro')
+    class_features_normalized = class_features / np.linalg.norm(class_features, ord='fro')
+    diff = np.linalg.norm(cls_weights_normalized - class_features_normalized, ord='fro')
+    return diff**2
+
+
+def test_fixed_frame_self_duality_is_on_raw_means_as_haframes_plot():
+    from featgeom import frames
+    D = np.array([[0, 1, 2, 2], [1, 0, 2, 2], [2, 2, 0, 1], [2, 2, 1, 0]])
+    W = frames.haframe_weights(frames.haframe_similarity(D, 1.0, frames.find_s_min(D, 1.0)), 4, seed=0)
+    labels = np.repeat(np.arange(4), 3)
+    H = 3.0 * W[labels]  # features collapsed exactly onto the fixed frame
+    fixed = collapse.collapse_report(H, labels, W, labels, fixed_frame=True)
+    learnable = collapse.collapse_report(H, labels, W, labels)
+    assert "nc3_self_duality" not in fixed and "nc3_self_duality_raw" not in learnable
+    # HAFrame's plot: cls_rfeat_duality (raw means) for HAFrame, cls_cfeat_duality (centred) for the ETF/CE model.
+    centred = 3.0 * W - 3.0 * W.mean(axis=0)
+    assert fixed["nc3_self_duality_raw"] == pytest.approx(_official_self_duality(W, 3.0 * W), abs=1e-15)
+    assert fixed["nc3_self_duality_raw"] == pytest.approx(0.0, abs=1e-12)
+    assert learnable["nc3_self_duality"] == pytest.approx(_official_self_duality(W, centred), rel=1e-12)
+    assert learnable["nc3_self_duality"] > 0.01  # the floor centring leaves under perfect collapse onto a HAFrame
+
+
 def test_ncc_agrees_with_network_on_collapsed_features(collapsed):
     H, labels, means, _, _ = collapsed
     assert collapse.nc4_ncc_mismatch(H, means, predictions=labels) == 0.0
@@ -160,6 +185,13 @@ def test_report_keys_and_plain_floats(collapsed):
     for key in expected - {"cone_angle_mean_deg", "cone_angle_p90_deg"}:
         assert report[key] == pytest.approx(0.0, abs=1e-9), key
     assert report["cone_angle_mean_deg"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_report_leaves_float64_features_untouched(collapsed):
+    H, labels, means, offset, _ = collapsed
+    before = H.copy()
+    collapse.collapse_report(H, labels, means - offset, labels)
+    np.testing.assert_array_equal(H, before)
 
 
 def test_report_without_optional_inputs_has_core_keys_only(collapsed):

@@ -132,3 +132,20 @@ def test_nc_curves_written(tmp_path):
               for i, method in enumerate(["CE", "HAFrame"])}
     plots.plot_nc_curves(curves, ["nc1", "angular_collapse_mean", "nc3_self_duality"], tmp_path / "nc")
     assert_figure_files(tmp_path / "nc")
+
+
+def test_nc_curves_put_raw_and_centred_self_duality_in_one_panel_and_say_which(tmp_path):
+    from featgeom import figures
+    from featgeom.io import write_json
+    history = {"ce_t1": [{"epoch": 6, "nc1": 2.0, "nc3_self_duality": 0.5}],
+               "haframe": [{"epoch": 6, "nc1": 1.0, "nc3_self_duality_raw": 0.1}]}
+    paths = []
+    for method, records in history.items():
+        path = tmp_path / f"results/synthetic/main/{method}/seed0/collapse.json"
+        path.parent.mkdir(parents=True)
+        write_json(path, {"final": records[-1], "history": records})
+        paths.append(path)
+    curves = figures.nc_curves(paths)
+    assert curves["main/ce_t1"]["nc3_self_duality"] == [(6, 0.5)]
+    assert curves["main/haframe (NC3 on raw means)"]["nc3_self_duality"] == [(6, 0.1)]
+    assert curves["main/haframe (NC3 on raw means)"]["nc1"] == [(6, 1.0)]
