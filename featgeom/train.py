@@ -165,12 +165,13 @@ def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, mad
         measure_collapse=None, log=None, options: StepOptions = StepOptions(), reuse_final: bool = True) -> FitState:
     """Train for settings['epochs'], resuming from `checkpoint_path` when it was made by `made_of`.
 
-    loaders: dict with 'train' (has set_epoch) and 'val'. measure_collapse(model) -> dict is
-    called every settings['collapse_every'] epochs and after the last epoch. `options` are the step
+    loaders: dict with 'train' (has set_epoch) and 'val'. measure_collapse(model) -> dict is called where
+    HAFrame samples its collapse curves (`collapse_epochs`) and after the last epoch. `options` are the step
     options that apply on this device (StepOptions.applied). A checkpoint made by anything else is deleted and
     the run trains from scratch; so is a final one when not `reuse_final` (Snakemake forced this run).
     """
-    epochs, every = settings["epochs"], settings.get("collapse_every", 0)
+    epochs = settings["epochs"]
+    sampled = collapse_epochs(epochs, settings.get("collapse_every", 0))
     state = FitState()
     if checkpoint_path.exists():
         checkpoint, changed = load_checkpoint(checkpoint_path, made_of)
@@ -192,13 +193,25 @@ def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, mad
         logits, _, labels = predict(model, loaders["val"])
         record["val_top1"] = 100.0 * float((logits.argmax(1) == labels).mean())
         _update_best(model, state, record, settings.get("select", "best_val"))
-        if measure_collapse and ((every and (epoch + 1) % every == 0) or epoch + 1 == epochs):
+        if measure_collapse and epoch + 1 in sampled:
             state.collapse_history.append({"epoch": epoch + 1, **measure_collapse(model)})
         state.history.append(record)
         state.epoch = epoch + 1
         save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, state, made_of, epochs))
         _say(log, "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
     return state
+
+
+def collapse_epochs(epochs: int, every: int) -> set[int]:
+    """Numbers of completed epochs after which collapse is measured: HAFrame's curves and the final metrics.
+
+    HAFrame saves a checkpoint after 0-based epoch e when e > 0 and e % ckpt_freq == 0 (`start_training.py`), and
+    its curves read e = ckpt_freq, 2·ckpt_freq, … < epochs (`neural_collapse.py`: np.arange(ckpt_freq, epochs,
+    ckpt_freq)), i.e. the models after e + 1 = 6, 11, …, 96 epochs for ckpt_freq 5 and 100 epochs, which its plot
+    labels 5, 10, …, 95. `collapse.json` counts completed epochs, so those points read 6, 11, …, 96.
+    """
+    curve = {e + 1 for e in range(every, epochs, every)} if every else set()
+    return curve | {epochs}
 
 
 def _update_best(model, state: FitState, record: dict, select: str) -> None:

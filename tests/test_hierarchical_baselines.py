@@ -305,7 +305,7 @@ def test_short_run_writes_the_output_contract(inputs, tmp_path, head, level_head
     assert scores["scores"].shape == (len(scores["labels"]), 8) and np.isfinite(scores["scores"]).all()
     history = read_json(outputs["history"])
     assert len(history["epochs"]) == 2 and all(np.isfinite(e["train_loss"]) for e in history["epochs"])
-    assert [c["epoch"] for c in read_json(outputs["collapse"])["history"]] == [1, 2]
+    assert [c["epoch"] for c in read_json(outputs["collapse"])["history"]] == [2]  # official sampling: after e + 1
     dump_features(spec, 0, {**inputs, "checkpoint": outputs["checkpoint"]}, tmp_path / "features.npz")
     features = np.load(tmp_path / "features.npz")
     assert features["classifier_weight"].shape == (8, features["test_features"].shape[1])

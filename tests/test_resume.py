@@ -321,7 +321,16 @@ def test_collapse_curves_only_for_the_configured_seeds(inputs, tmp_path):
         run = outputs(tmp_path / f"s{seed}")
         run_training(curve_spec, seed, inputs, run)
         epochs[seed] = [h["epoch"] for h in read_json(run["collapse"])["history"]]
-    assert epochs == {0: [4], 1: [2, 4]}  # every seed keeps its final collapse metrics
+    assert epochs == {0: [4], 1: [3, 4]}  # every seed keeps its final collapse metrics
+    assert "nc3_self_duality_raw" in read_json(run["collapse"])["final"]  # a fixed HAFrame: NC3 on raw means
+
+
+def test_collapse_curves_sample_the_official_checkpoints():
+    # HAFrame: checkpoint "epoch_e" after 0-based epoch e (e % 5 == 0, e > 0); curves read e in arange(5, 100, 5).
+    official = {e + 1 for e in np.arange(5, 100, 5)}
+    assert train_module.collapse_epochs(100, 5) == official | {100}
+    assert train_module.collapse_epochs(100, 0) == {100}
+    assert train_module.collapse_epochs(4, 5) == {4}
 
 
 def test_a_pack_retrains_only_the_run_whose_folder_was_deleted(inputs, tmp_path, monkeypatch):
