@@ -71,14 +71,19 @@ def _cell(experiment: str, method: str, metric: str, ours, paper, ran: bool) -> 
 def compare(summary: pd.DataFrame, numbers: dict, methods=None) -> pd.DataFrame:
     """One row per (experiment, method, metric). summary: the main table's CSV (stats.summarise_runs);
     numbers: published.numbers_of(...) of the dataset's published counterpart ({} when it has none);
-    methods: the rows to show (default: ours in table order, then the paper's rows we do not run)."""
+    methods: the rows to show (default: ours in table order, then the paper's rows we do not run).
+    An experiment that runs none of the paper's methods (the NC curves' type-I CE baseline with H = K) is left out:
+    its rows would all read "not run" or "no published number"."""
     rows = []
+    published_methods = {m for m, _ in numbers}
     for experiment, ours in summary.groupby("experiment", sort=False):
+        if published_methods and not published_methods & set(ours["method"]):
+            continue
         ours_cells = {(r.method, r.metric): r for r in ours.itertuples(index=False)}
         shown = methods or list(dict.fromkeys([*ours["method"], *(m for m, _ in numbers)]))
         present = set(ours["metric"]) | {metric for _, metric in numbers}
         metrics = [key for key, _ in table_columns("main", present)]
-        ran, published_methods = set(ours["method"]), {m for m, _ in numbers}
+        ran = set(ours["method"])
         rows += [_cell(experiment, method, metric, ours_cells.get((method, metric)), numbers.get((method, metric)),
                        method in ran)
                  for method in shown for metric in metrics

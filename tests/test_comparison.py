@@ -123,6 +123,15 @@ def test_paper_vs_ours_on_fixed_numbers(cells):
     assert r"\textbf{no}" in latex and r"77.71 $\pm$ 0.2319" in latex and "Table(s) 3, 6" in markdown
 
 
+def test_experiment_without_any_published_method_is_not_compared(cells):
+    # The NC figure's type-I CE baseline (hidden units = K) is its own experiment, of no paper row.
+    baseline = ours([("ce_t1_h1010", {"top1": (60.0, math.nan)}, 1)]).assign(experiment="nc_etf_baseline")
+    summary = pd.concat([FIXED, baseline], ignore_index=True)
+    frame = compare(summary, published.numbers_of(cells, "inaturalist19"))
+    assert set(frame.experiment) == {"main"} and "ce_t1_h1010" not in set(frame.method)
+    assert set(compare(summary, {}).experiment) == {"main", "nc_etf_baseline"}  # no paper: every run says so
+
+
 def test_dataset_without_published_numbers_says_so(cells):
     frame, markdown, _ = build_paper_vs_ours(FIXED, cells, "synthetic", None, banner="PILOT RUN (seeds<=1)")
     assert set(frame.status) == {NO_PUBLISHED} and set(frame.method) == {"haframe", "ce_t1", "mine"}

@@ -133,6 +133,20 @@ def test_papers_recipes_resolve_as_published():
     assert resolve_execution(config, "cifar100", "main", "haframe")["resources"]["runtime"] == 480
 
 
+@pytest.mark.parametrize("dataset, method", [("inaturalist19", "ce_t1_h1010"), ("tiered_imagenet", "ce_t1_h608")])
+def test_nc_figures_etf_baseline_is_type1_ce_with_k_hidden_units_on_seed_0(dataset, method):
+    # HAFrame experiments/<ds>/neural-collapse-viz.sh: type-I CE, --hidden_units K, seed 0, every 5 epochs.
+    config = load("config/config.yaml")
+    paths = REPO / config["datasets"][dataset]["hierarchy"]["paths"]
+    num_classes = len(paths.read_text().splitlines()) - 1  # one leaf per line after the header
+    assert config["datasets"][dataset]["experiments"]["nc_etf_baseline"]["seeds"] == 1
+    baseline = resolve_run(config, dataset, "nc_etf_baseline", method)
+    published = resolve_run(config, dataset, "main", "ce_t1")
+    assert baseline["model"] == {**published["model"], "hidden_units": num_classes}
+    assert baseline["loss"] == published["loss"] == {"name": "ce"}
+    assert baseline["train"] == published["train"] and baseline["train"]["collapse_every"] == 5
+
+
 def test_in_memory_data_refuses_image_folder_only_options():
     config = tiny()
     methods(config)["ce_t1"]["train"] = {"augment": "random_resized_crop_flip"}
