@@ -152,7 +152,8 @@ COLLAPSE_CONVENTIONS = (
     "nc3_self_duality with M = centred class means (learnable classifiers, Papyan), nc3_self_duality_raw with "
     "M = raw class means (fixed HAFrame / ETF classifiers, HAFrame's plot); "
     "NC4 = share of samples whose nearest (uncentred) class mean disagrees with the network; "
-    "angular collapse = mean/std over i<j of |cos(mu_i, mu_j) - S_ij| on raw class means (HAFrame's plot); "
+    "angular collapse = mean over i<j of |cos(mu_i, mu_j) - S_ij| and std over i<j of the signed cos(mu_i, mu_j) "
+    "- S_ij, on raw class means (HAFrame's plot); "
     "cone angles in degrees between each feature and its class mean")
 
 
