@@ -164,11 +164,14 @@ class TrainStep:
         self.replay()
 
     def _build_graph(self, images, labels) -> None:
-        """Warm up, capture, then put model, momentum and totals back: capturing must not train."""
+        """Warm up, capture, then put model, momentum, totals and the random-number state back: capturing must
+        not train, nor move the random stream (HAFeature's pair shuffle draws torch.rand every step)."""
         self.static = (images.clone(), labels.clone())
         saved = _snapshot(self.model, self.graph_sgd, self.loss_sum, self.correct)
+        random_state = _rng_state(self.device)
         self.replay = self.capture(self._graph_body, self._zero_grads)
         _restore(saved)
+        _set_rng_state(self.device, random_state)
 
     def _zero_grads(self) -> None:
         for _, params, _, _ in self.graph_sgd.groups:
@@ -187,6 +190,20 @@ def _snapshot(model, graph_sgd: GraphSafeSGD, *tensors) -> list[tuple[torch.Tens
 def _restore(saved) -> None:
     for tensor, copy in saved:
         tensor.detach().copy_(copy)
+
+
+def _rng_state(device: torch.device) -> tuple:
+    """torch's CPU generator state and, on CUDA, the device's: what the warm-up steps draw from."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_state(device: torch.device, state: tuple) -> None:
+    """Put the generators back. A captured graph reads the CUDA generator's seed and offset at each replay (and
+    advances the offset by what one step draws), so the first replay draws what the first eager step would."""
+    cpu, cuda = state
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda, device)
 
 
 def cuda_graph_capture(body, zero_grads):
