@@ -1,10 +1,13 @@
 """Fixed classifier frames: the hierarchy-aware frame (HAFrame) and the simplex ETF.
 
 HAFrame follows the official code (ltong1130ztr/HAFrame:HAFrame/solve_HAF.py, see
-reference/haframe.md section 1) step by step, so that the same seed gives the same W:
+reference/haframe.md section 1) step by step:
   S = (1 - s_min) exp(-gamma D / max D) + s_min,
   s_min = the most negative point of a 100-point grid on [-1/(K-1), -1] for which S is PSD,
   W = (Q diag(sqrt(w)) V^T)^T with S = V diag(w) V^T and Q a random orthonormal num_features x K.
+The same seed need not give the official W: on CIFAR-100 the official script draws from numpy's global RNG
+(train_val_split's two np.random.shuffle) before it solves the frame, and S has repeated eigenvalues, whose
+eigenvectors eigh may return in another basis (seen on tiered). Every such W is a valid frame (W W^T = S).
 numpy only.
 """
 from __future__ import annotations
@@ -61,8 +64,8 @@ def find_s_min(D, gamma: float, num_grid: int = 100) -> float:
 def haframe_weights(S, num_features: int, seed: int) -> np.ndarray:
     """Unit-norm class vectors W [K, num_features] (float64) with W W^T = S.
 
-    Q comes from reduced QR of sqrt(2/K) * randn(num_features, K) drawn from RandomState(seed): the
-    same stream as the official np.random.seed(seed); np.random.randn(...).
+    Q comes from reduced QR of sqrt(2/K) * randn(num_features, K) drawn from RandomState(seed), as the official
+    np.random.seed(seed); ...; np.random.randn(...) where nothing drew from numpy in between (not on CIFAR-100).
     """
     S = np.asarray(S, dtype=np.float64)
     k = S.shape[0]
