@@ -7,7 +7,7 @@ reference/haframe.md section 1) step by step:
   W = (Q diag(sqrt(w)) V^T)^T with S = V diag(w) V^T and Q a random orthonormal num_features x K.
 The same seed need not give the official W: on CIFAR-100 the official script draws from numpy's global RNG
 (train_val_split's two np.random.shuffle) before it solves the frame, and S has repeated eigenvalues, whose
-eigenvectors eigh may return in another basis (seen on tiered). Every such W is a valid frame (W W^T = S).
+eigenvectors eigh may return in another basis (found on tiered). Every such W is a valid frame (W W^T = S).
 numpy only.
 """
 from __future__ import annotations
