@@ -38,6 +38,10 @@ PACK_INPUT_OF = "_of_"
 IMAGENET_RESNET50_FILE = "resnet50-0676ba61.pth"
 _MAX_SCHEMA_ERRORS = 10
 LEVEL_HEAD_LOSSES = ("flamingo", "hafeature")  # losses that train the model's per-level heads
+# The options each loss reads (featgeom.losses.LOSS_BUILDERS has the same names; the schema the same union):
+# any other option would be silently ignored, so it is refused.
+LOSS_OPTIONS = {"ce": ("label_smoothing",), "haframe": ("alpha",), "hinge_ce": ("tau", "mode", "cone_angle_deg"),
+                "flamingo": (), "hafeature": ("dissimilar_from",)}
 
 
 class ConfigError(ValueError):
@@ -377,6 +381,25 @@ def _check_method(where, exp, spec):
     if frame == "haframe" and exp.get("label_level", "fine") != "fine":
         raise ConfigError(f"{where}: a HAFrame is built over the leaves; use label_level fine")
     _check_level_heads(where, exp, spec)
+    _check_loss_options(where, spec)
+
+
+def _check_loss_options(where, spec) -> None:
+    """Refuse loss options the chosen loss (hinge_ce: and mode) would ignore, and a cone hinge without its needs."""
+    loss = spec["loss"]
+    name, mode = loss["name"], loss.get("mode", "hinge")
+    takes = LOSS_OPTIONS[name]
+    if name == "hinge_ce":  # mode hinge floors CE at tau; mode cone stops the gradient inside cone_angle_deg
+        takes = ("mode", "tau") if mode == "hinge" else ("mode", "cone_angle_deg")
+        name = f"hinge_ce, mode {mode}"
+    ignored = sorted(set(loss) - {"name", *takes})
+    if ignored:
+        raise ConfigError(f"{where}.loss: {', '.join(ignored)} has no effect on loss {name} "
+                          f"(its options: {', '.join(takes) or 'none'})")
+    if mode == "cone" and "cone_angle_deg" not in loss:
+        raise ConfigError(f"{where}.loss: mode cone needs cone_angle_deg")
+    if mode == "cone" and "scale" not in spec["model"]:
+        raise ConfigError(f"{where}.loss: mode cone needs model.scale (the cosine head's logit scale)")
 
 
 def _check_level_heads(where, exp, spec) -> None:

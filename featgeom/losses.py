@@ -17,7 +17,6 @@ from featgeom.hierarchical_losses import FlamingoLoss, HAFeatureLoss
 from featgeom.models.heads import FlamingoHead, HAFeatureHead
 from featgeom.tensors import as_float_tensor
 
-LOSS_NAMES = ("ce", "haframe", "hinge_ce", "flamingo", "hafeature")
 HINGE_MODES = ("hinge", "cone")
 
 
@@ -109,40 +108,38 @@ class HingeCrossEntropy(nn.Module):
 
 def build_loss(spec: dict, frame=None, similarity=None, scale: float | None = None, head=None,
                level_table=None) -> nn.Module:
-    """Loss from a config dict.
+    """Loss from a config dict: `spec["name"]` picks the builder in LOSS_BUILDERS.
 
-    spec keys: name in {ce, haframe, hinge_ce, flamingo, hafeature}; ce: label_smoothing; haframe: alpha
-    (needs frame and similarity); hinge_ce: tau, mode (hinge | cone), cone_angle_deg (or cone_cos), scale
-    (or the `scale` argument, i.e. the model's cosine-head scale); flamingo / hafeature: the model's
-    per-level `head` and the [L, K] `level_table`; hafeature: dissimilar_from.
+    Options per name (featgeom.config.LOSS_OPTIONS refuses the others): ce: label_smoothing; haframe: alpha
+    (needs frame and similarity); hinge_ce: tau, mode (hinge | cone), cone_angle_deg (cone, with the model's
+    cosine-head `scale`); flamingo / hafeature: the model's per-level `head` and the [L, K] `level_table`;
+    hafeature: dissimilar_from.
     """
     name = spec.get("name")
-    if name == "ce":
-        return CrossEntropyLoss(label_smoothing=spec.get("label_smoothing", 0.0))
-    if name == "haframe":
-        if frame is None or similarity is None:
-            raise ValueError("loss 'haframe' needs both the frame W and the similarity matrix S")
-        if "alpha" not in spec:
-            raise ValueError("loss 'haframe' needs `alpha` in the loss spec")
-        return HAFrameLoss(frame, similarity, alpha=spec["alpha"])
-    if name == "hinge_ce":
-        return _hinge_loss(spec, scale)
-    if name in ("flamingo", "hafeature"):
-        return _hierarchical_loss(spec, head, level_table)
-    raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(LOSS_NAMES)}")
+    if name not in LOSS_BUILDERS:
+        raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(LOSS_BUILDERS)}")
+    return LOSS_BUILDERS[name](spec, frame=frame, similarity=similarity, scale=scale, head=head,
+                               level_table=level_table)
 
 
-def _hinge_loss(spec: dict, scale: float | None) -> HingeCrossEntropy:
-    cone_cos = spec.get("cone_cos")
-    if "cone_angle_deg" in spec:
-        if cone_cos is not None:
-            raise ValueError("loss 'hinge_ce': give cone_angle_deg or cone_cos, not both")
-        cone_cos = math.cos(math.radians(spec["cone_angle_deg"]))
-    return HingeCrossEntropy(tau=spec.get("tau", 0.0), scale=spec.get("scale", scale), cone_cos=cone_cos,
-                             mode=spec.get("mode", "hinge"))
+def _ce_loss(spec: dict, **_context) -> CrossEntropyLoss:
+    return CrossEntropyLoss(label_smoothing=spec.get("label_smoothing", 0.0))
 
 
-def _hierarchical_loss(spec: dict, head, level_table) -> nn.Module:
+def _haframe_loss(spec: dict, frame=None, similarity=None, **_context) -> HAFrameLoss:
+    if frame is None or similarity is None:
+        raise ValueError("loss 'haframe' needs both the frame W and the similarity matrix S")
+    if "alpha" not in spec:
+        raise ValueError("loss 'haframe' needs `alpha` in the loss spec")
+    return HAFrameLoss(frame, similarity, alpha=spec["alpha"])
+
+
+def _hinge_loss(spec: dict, scale: float | None = None, **_context) -> HingeCrossEntropy:
+    cone_cos = math.cos(math.radians(spec["cone_angle_deg"])) if "cone_angle_deg" in spec else None
+    return HingeCrossEntropy(tau=spec.get("tau", 0.0), scale=scale, cone_cos=cone_cos, mode=spec.get("mode", "hinge"))
+
+
+def _hierarchical_loss(spec: dict, head=None, level_table=None, **_context) -> nn.Module:
     name = spec["name"]
     head_class = FlamingoHead if name == "flamingo" else HAFeatureHead
     if not isinstance(head, head_class):
@@ -155,3 +152,8 @@ def _hierarchical_loss(spec: dict, head, level_table) -> nn.Module:
     if "dissimilar_from" not in spec:
         raise ValueError("loss 'hafeature' needs `dissimilar_from` (first level, 1 = top, of the margin term)")
     return HAFeatureLoss(head, level_table, dissimilar_from=spec["dissimilar_from"])
+
+
+# name -> builder(spec, frame=, similarity=, scale=, head=, level_table=); keys = config.LOSS_OPTIONS keys
+LOSS_BUILDERS = {"ce": _ce_loss, "haframe": _haframe_loss, "hinge_ce": _hinge_loss,
+                 "flamingo": _hierarchical_loss, "hafeature": _hierarchical_loss}

@@ -56,6 +56,14 @@ def methods(config, experiment="main"):
      "datasets.synthetic.hierarchy: give paths or edges, not both"),
     (lambda c: methods(c)["haframe"].update(train={"collapse_seeds": [0, 7]}),
      "experiments.main.methods.haframe.train.collapse_seeds: seed(s) [7] are not seeds of this experiment"),
+    (lambda c: methods(c)["ce_t1"]["loss"].update(tau=0.5, alpha=0.3),
+     "methods.ce_t1.loss: alpha, tau has no effect on loss ce (its options: label_smoothing)"),
+    (lambda c: methods(c, "coarse_fine")["hinge_ce"]["loss"].update(cone_angle_deg=30),
+     "methods.hinge_ce.loss: cone_angle_deg has no effect on loss hinge_ce, mode hinge (its options: mode, tau)"),
+    (lambda c: methods(c, "coarse_fine")["hinge_ce"]["loss"].update(mode="cone"),
+     "methods.hinge_ce.loss: tau has no effect on loss hinge_ce, mode cone"),
+    (lambda c: methods(c, "coarse_fine")["hinge_ce"].update(loss={"name": "hinge_ce", "mode": "cone"}),
+     "methods.hinge_ce.loss: mode cone needs cone_angle_deg"),
 ])
 def test_bad_cross_references_name_their_key(edit, message):
     config = tiny()

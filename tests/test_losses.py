@@ -1,12 +1,15 @@
 """Losses against hand-computed values and gradient masks (CPU)."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
-from featgeom.losses import CrossEntropyLoss, HAFrameLoss, HingeCrossEntropy, build_loss
+from featgeom.config import LOSS_OPTIONS
+from featgeom.losses import LOSS_BUILDERS, CrossEntropyLoss, HAFrameLoss, HingeCrossEntropy, build_loss
 
 
 def numpy_ce(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -110,6 +113,14 @@ def test_build_loss_names_and_cone_angle():
         build_loss({"name": "focal"})
     with pytest.raises(ValueError, match="similarity"):
         build_loss({"name": "haframe", "alpha": 0.5}, frame=w)
+
+
+def test_loss_names_and_options_agree_with_the_schema():
+    schema = yaml.safe_load((Path(__file__).resolve().parent.parent / "workflow/schemas/config.schema.yaml").read_text())
+    loss_schema = schema["$defs"]["method"]["properties"]["loss"]
+    assert set(LOSS_BUILDERS) == set(LOSS_OPTIONS) == set(loss_schema["properties"]["name"]["enum"])
+    options = {option for names in LOSS_OPTIONS.values() for option in names}
+    assert set(loss_schema["properties"]) == {"name"} | options
 
 
 def test_haframe_cosine_term_equals_the_official_broadcast_form():
