@@ -1,6 +1,10 @@
 """The fast image-folder path computes what the published float path computes, bit for bit on CPU: uint8 workers +
 DeviceNormalise, the Resize skipped at the target size, and the resized-image cache (featgeom.data.resized)."""
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,3 +138,19 @@ def test_a_bad_image_names_its_file_when_the_cache_is_written(folder, tmp_path):
     with pytest.raises(ValueError, match=f"{bad}: cannot load image"):
         write_resized(tmp_path / "m.json", SIZE, tmp_path / "r.npy", tmp_path / "r.json")
     assert not (tmp_path / "r.npy").exists() and not (tmp_path / "r.json").exists()
+
+
+def test_pipeline_benchmark_quick_prints_its_speedups_and_cores(tmp_path):
+    """benchmarks/bench_image_pipeline.py --quick at tiny settings: its output format, not its timings."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_image_pipeline.py"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--images", "3", "--rounds", "1", "--workers", "1",
+                           "--batches", "1"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-6:]
+    cases = ["imagenet", "inat", "fgvc"]
+    speedups = [re.fullmatch(rf"speedup {case}: (\d+\.\d+)x", line) for case, line in zip(cases, last[:3])]
+    assert all(speedups) and min(float(m.group(1)) for m in speedups) > 0, done.stdout
+    cores = [re.fullmatch(rf"cores per H100 at ResNet-50 bf16 \(2700 img/s\) {case}: (\d+\.\d) \(.* workers \+ 1 main\)",
+                          line) for case, line in zip(cases, last[3:])]
+    assert all(cores), done.stdout
+    assert "DataLoader, new train path, 1 workers" in done.stdout
