@@ -97,7 +97,8 @@ def make_case(folder: Path, sizes, images: int, rng) -> dict:
         image.save(folder / "original" / "train" / "c0" / name, quality=QUALITY)
         stretched = image.resize((SIZE, SIZE), Image.Resampling.BICUBIC)
         stretched.save(folder / "stretched" / "train" / "c0" / name, quality=QUALITY)
-    manifests = {kind: write_manifest(folder / kind, names, folder / f"{kind}.json") for kind in ("original", "stretched")}
+    manifests = {kind: write_manifest(folder / kind, names, folder / f"{kind}.json")
+                 for kind in ("original", "stretched")}
     key = folder / f"resized_{SIZE}.json"
     write_resized(manifests["original"], SIZE, folder / f"resized_{SIZE}.npy", key, workers=1)
     images_path, spans = open_resized(key, manifests["original"], SIZE)

@@ -26,7 +26,7 @@ DEFAULT_RUNS_PER_GPU = {"resnet32": 4, "resnet_cifar": 4, "wrn28_8": 3, "convnet
 # Train-block keys that set how fast a run goes, not what it computes: kept out of the run spec (and so out of
 # what made a checkpoint (featgeom.lineage) and Snakemake's params), so changing them neither reruns nor restarts a run.
 EXECUTION_KEYS = ("resources", "speed")
-# cudnn_benchmark is on, as in the reference (HAFrame's main_*.py set cudnn.benchmark = True); the others are off.
+# cudnn_benchmark is on, as in the reference (HAFrame's MBM/scripts/start_training.py sets cudnn.benchmark = True).
 DEFAULT_SPEED = {"channels_last": False, "compile": False, "cuda_graph": False, "cudnn_benchmark": True}
 # An image-folder run's job books one core per loader worker (train.num_workers: each decodes and augments one
 # image at a time) and MAIN_PROCESS_CORES for the training process, which decodes nothing: its Python loop and

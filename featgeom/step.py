@@ -44,8 +44,8 @@ class StepOptions:
         """What actually runs: a CUDA graph needs CUDA and batches of one static shape, cuDNN autotuning needs CUDA;
         the rest runs anywhere."""
         cuda = device.type == "cuda"
-        return StepOptions(self.precision, self.channels_last, self.compile, self.cuda_graph and cuda and static_batches,
-                           self.cudnn_benchmark and cuda)
+        graph = self.cuda_graph and cuda and static_batches
+        return StepOptions(self.precision, self.channels_last, self.compile, graph, self.cudnn_benchmark and cuda)
 
 
 class GraphSafeSGD:

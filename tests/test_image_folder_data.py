@@ -155,7 +155,8 @@ def test_transform_steps():
     kinds = lambda augment, train: [type(s) for s in reference_transform("inat", augment, 32, train).transforms]
     assert kinds("crop_flip", True)[:3] == [T.Resize, T.RandomCrop, T.RandomHorizontalFlip]
     assert kinds("random_resized_crop_flip", True)[:2] == [T.RandomResizedCrop, T.RandomHorizontalFlip]
-    assert repr(reference_transform("inat", "none", 32, True)) == repr(reference_transform("inat", "crop_flip", 32, False))
+    assert repr(reference_transform("inat", "none", 32, True)) == \
+        repr(reference_transform("inat", "crop_flip", 32, False))
     assert kinds("crop_flip", False) == [T.Resize, T.ToTensor, T.Normalize]
     assert [type(s) for s in worker_transform("crop_flip", 32, True).transforms][-1] == T.PILToTensor
     # the cached Resize((32, 32)) replaces the first step; a random resized crop has no deterministic one

@@ -90,8 +90,8 @@ def open_resized(key_path, manifest_path, size: int) -> tuple[Path, dict]:
     images = Path(key_path).parent / key["images"]
     total = sum(count for _, count in key["splits"].values())
     if _shape(images) != (total, size, size, 3):
-        raise ValueError(f"{images}: holds {_shape(images) or 'no readable array'}, its key {key_path} says {(total, size, size, 3)}; "
-                         f"{remedy}")
+        raise ValueError(f"{images}: holds {_shape(images) or 'no readable array'}, its key {key_path} says "
+                         f"{(total, size, size, 3)}; {remedy}")
     return images, {split: tuple(span) for split, span in key["splits"].items()}
 
 
