@@ -114,6 +114,16 @@ def test_device_normalise_is_to_tensor_then_normalize():
         DeviceNormalise("inat", "cpu")(pixels[None].float())
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_device_normalise_on_cuda_equals_the_cpu():
+    """Where a GPU trains, its normalisation gives the CPU's (float path's) bits: every value, every recipe."""
+    pixels = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    pixels[0, :, :4, :] = torch.arange(256, dtype=torch.uint8).view(4, 64)  # every value, in every channel
+    for recipe in NORMALISATION:
+        on_cpu = DeviceNormalise(recipe, "cpu")(pixels)
+        assert torch.equal(DeviceNormalise(recipe, "cuda")(pixels.cuda()).cpu(), on_cpu)
+
+
 def test_a_cache_of_another_manifest_or_size_is_refused(folder, cache, tmp_path):
     with pytest.raises(ValueError, match=f"resized to {SIZE} px, this run needs 8 px"):
         open_resized(cache, folder, 8)

@@ -99,7 +99,8 @@ class DeviceNormalise:
     then Normalize's `sub_(mean).div_(std)`, the same float32 operations in the same order.
 
     255, mean and std are tensors on the device, not Python numbers: CUDA divides by a CPU scalar as a
-    multiplication by its reciprocal, which can differ in the last bit; by a tensor it divides.
+    multiplication by its reciprocal, which can differ in the last bit; by a tensor it divides (IEEE division,
+    as the CPU does). Bit-identity is tested on CPU; on a GPU it is expected from that, not yet measured.
     """
 
     def __init__(self, recipe: str, device):
