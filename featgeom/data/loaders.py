@@ -192,4 +192,5 @@ def _describe(dataset, normalise) -> str:
     """What one loader applies, in words: where the pixels come from, the worker transform, the device step."""
     source = ("the resized-image cache (Resize done once)" if dataset.resized is not None
               else "the decoded file (a Resize to the image's own size is skipped, as torchvision does)")
-    return f"{source}; workers: {dataset.transform!r}; {normalise!r}"
+    steps = repr(dataset.transform) if dataset.transform.transforms else "nothing (the cached uint8 pixels)"
+    return f"{source}; workers: {steps}; {normalise!r}"
