@@ -17,6 +17,8 @@ Table 2 times a DataLoader with N workers over the new train path (wall clock, b
 The last lines: `speedup <case>: <ratio>x` (train path, per core), then the cores one H100 needs at ResNet-50
 bf16 speed (GPU_IMAGES_PER_S): the loader workers at the measured per-core rate, plus the training process.
 
+(benchmarks/bench_dataloader.py times the other loader, CIFAR's in-memory one, against a DataLoader.)
+
     python benchmarks/bench_image_pipeline.py            # about 30 s on one free core
     python benchmarks/bench_image_pipeline.py --quick    # about 10 s: fewer images and rounds
 """
