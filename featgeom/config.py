@@ -26,7 +26,14 @@ DEFAULT_RUNS_PER_GPU = {"resnet32": 4, "resnet_cifar": 4, "wrn28_8": 3, "convnet
 # Train-block keys that set how fast a run goes, not what it computes: kept out of the run spec (and so out of
 # what made a checkpoint (featgeom.lineage) and Snakemake's params), so changing them neither reruns nor restarts a run.
 EXECUTION_KEYS = ("resources", "speed")
-DEFAULT_SPEED = {"channels_last": False, "compile": False, "cuda_graph": False}
+# cudnn_benchmark is on, as in the reference (HAFrame's MBM/scripts/start_training.py sets cudnn.benchmark = True).
+DEFAULT_SPEED = {"channels_last": False, "compile": False, "cuda_graph": False, "cudnn_benchmark": True}
+# An image-folder run's job books one core per loader worker (train.num_workers: each decodes and augments one
+# image at a time) and MAIN_PROCESS_CORES for the training process, which decodes nothing: its Python loop and
+# kernel launches, and the thread that copies each uint8 batch into pinned memory (README, "Speed"). Without
+# workers the job books threads_per_run, as in-memory runs do.
+DEFAULT_NUM_WORKERS = 4
+MAIN_PROCESS_CORES = 1
 # The files a training run writes in its folder: rule train's outputs, and each run's of a pack rule.
 RUN_OUTPUTS = {"test_logits": "test_logits.npz", "checkpoint": "checkpoint_best.pt", "history": "history.json",
                "collapse": "collapse.json", "provenance": "provenance.json"}
@@ -189,6 +196,15 @@ def resolve_execution(config, dataset, experiment, method) -> dict:
     resources = {**DEFAULT_RESOURCES, "runs_per_gpu": DEFAULT_RUNS_PER_GPU.get(backbone, 1),
                  "runs_per_process": config.get("runs_per_process", 1), **train.get("resources", {})}
     return {"resources": resources, "speed": {**DEFAULT_SPEED, **train.get("speed", {})}}
+
+
+def booked_threads(config, dataset, experiment, method) -> int:
+    """Cores (Snakemake `threads`) one training or feature-dump job of this run books: train.num_workers +
+    MAIN_PROCESS_CORES for an image folder with loader workers, else threads_per_run (the training process's
+    torch threads)."""
+    run = resolve_run(config, dataset, experiment, method)
+    workers = 0 if run["source"]["kind"] in IN_MEMORY_KINDS else run["train"].get("num_workers", DEFAULT_NUM_WORKERS)
+    return workers + MAIN_PROCESS_CORES if workers else config.get("threads_per_run", 1)
 
 
 def run_packs(config) -> list[dict]:

@@ -28,7 +28,8 @@ TRAINING_ENTRY = "featgeom.runner"
 RECORD_ONLY = {"featgeom.config", "featgeom.lineage", "featgeom.provenance", "featgeom.run_guard"}
 
 INPUT_NAMES = {"data": "the training data", "levels": "the hierarchy (levels.json)",
-               "distances": "the hierarchy distances", "s_min": "HAFrame's s_min", "weights": "the pretrained weights"}
+               "distances": "the hierarchy distances", "s_min": "HAFrame's s_min", "weights": "the pretrained weights",
+               "resized": "the resized-image cache (its key: manifest and size)"}
 PART_NAMES = {"spec": "the run's config", "frame": "the frame", "code": "the training code"}
 
 

@@ -14,7 +14,8 @@ import torch
 
 from featgeom import collapse, frames
 from featgeom.data.gpu_loader import InMemoryLoader
-from featgeom.data.loaders import build_loaders
+from featgeom.config import DEFAULT_NUM_WORKERS, IN_MEMORY_KINDS, MAIN_PROCESS_CORES
+from featgeom.data.loaders import build_loaders, loader_workers
 from featgeom.hierarchy import read_distance_csv
 from featgeom.hierarchy_stage import level_table_of
 from featgeom.io import read_json, write_json, write_npz
@@ -45,12 +46,12 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     speed: the execution speed options (featgeom.config.resolve_execution); they do not change results.
     keep_resume_point: keep the final checkpoint (runs trained in packs: a rerun of the pack then only
     re-evaluates this run instead of training it again, when featgeom.lineage.made_of is unchanged)."""
-    torch.set_num_threads(threads)
+    set_main_threads(spec, threads, log)
     device = resolve_device(spec["device"])
     seed_everything(seed)
     levels = read_json(inputs["levels"])
     _, distances = read_distance_csv(inputs["distances"])
-    loaders, num_classes = build_loaders(spec, inputs["data"], levels, seed, device, threads)
+    loaders, num_classes = build_loaders(spec, inputs["data"], levels, seed, device, threads, inputs.get("resized"))
     s_min = read_json(inputs["s_min"])["s_min"] if "s_min" in inputs else None
     frame, similarity = build_frame(spec, distances, num_classes, seed, s_min)
     table = per_level_table(spec, levels, inputs["levels"])
@@ -67,6 +68,7 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     # In-memory batches all have one shape (the last partial batch is dropped): the step can be graph-captured.
     static_batches = isinstance(loaders["train"], InMemoryLoader)
     options = StepOptions.from_run(spec["train"], speed).applied(device, static_batches)
+    torch.backends.cudnn.benchmark = options.cudnn_benchmark  # process-wide: a pack's next run sets its own
     state = fit(model, loss_fn, optimizer, loaders, fit_settings(spec["train"], seed), resume_point, lineage,
                 measure_collapse=measure, log=log, options=options, reuse_final=reuses_final(run_dir, resume_point))
     model.load_state_dict(state.best_model)
@@ -81,6 +83,18 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     clear_forced(run_dir)
     if not keep_resume_point:
         resume_point.unlink()
+
+
+def set_main_threads(spec: dict, threads: int, log=None) -> None:
+    """torch threads of the training process: the job's cores less those its loader workers use (image folders,
+    featgeom.data.loaders.loader_workers); says so in the log where the job got fewer cores than it booked."""
+    workers = loader_workers(spec, threads)
+    torch.set_num_threads(max(1, threads - workers))
+    wanted = spec["train"].get("num_workers", DEFAULT_NUM_WORKERS)
+    if spec["source"]["kind"] not in IN_MEMORY_KINDS and workers < wanted and log is not None:
+        print(f"loader: {workers} of the {wanted} workers of train.num_workers: this job got {threads} cores, "
+              f"not the {wanted + MAIN_PROCESS_CORES} it booked (Snakemake's --cores, or a smaller SLURM allocation)",
+              file=log, flush=True)
 
 
 def reuses_final(run_dir: Path, resume_point: Path) -> bool:
@@ -172,11 +186,11 @@ def write_run_outputs(model, loaders, state, spec, outputs, frame, device, linea
 def dump_features(spec: dict, seed: int, inputs: dict, features_path, threads: int = 1) -> None:
     """features.npz of the best checkpoint: train/test penultimate features, fine and coarse labels,
     and the classifier rows (+ bias) for Mueller projections."""
-    torch.set_num_threads(threads)
+    set_main_threads(spec, threads)
     device = resolve_device(spec["device"])
     checkpoint = load_best_checkpoint(inputs["checkpoint"])
     levels = read_json(inputs["levels"])
-    loaders, num_classes = build_loaders(spec, inputs["data"], levels, seed, device, threads)
+    loaders, num_classes = build_loaders(spec, inputs["data"], levels, seed, device, threads, inputs.get("resized"))
     model = build_model(spec["model"], num_classes, checkpoint["frame"],
                         level_table=per_level_table(spec, levels, inputs["levels"]))
     model.load_state_dict(checkpoint["model"])

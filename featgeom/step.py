@@ -11,6 +11,8 @@ by arithmetic. The options, all off by default (the papers' fp32 eager step):
 - cuda_graph: the whole step (forward, loss, backward, SGD update, epoch totals) captured once as a
   CUDA graph and replayed per batch: one launch instead of hundreds. Needs CUDA and batches of one
   static shape (the in-memory loader drops its last partial batch); elsewhere the step runs eagerly.
+- cudnn_benchmark: cuDNN times its convolution algorithms for each new input shape and keeps the fastest
+  (torch.backends.cudnn.benchmark, process-wide; CUDA only). The config turns it on, as the reference does.
 
 The graph-captured step updates with `GraphSafeSGD`, whose learning rates live in device tensors (a
 captured graph would otherwise bake in the first epoch's lr) and whose arithmetic is exactly
@@ -32,15 +34,18 @@ class StepOptions:
     channels_last: bool = False
     compile: bool = False
     cuda_graph: bool = False
+    cudnn_benchmark: bool = False
 
     @classmethod
     def from_run(cls, train: dict, speed: dict | None) -> "StepOptions":
         return cls(precision=train.get("precision", "fp32"), **(speed or {}))
 
     def applied(self, device: torch.device, static_batches: bool) -> "StepOptions":
-        """What actually runs: a CUDA graph needs CUDA and batches of one static shape; the rest runs anywhere."""
-        graph = self.cuda_graph and device.type == "cuda" and static_batches
-        return StepOptions(self.precision, self.channels_last, self.compile, graph)
+        """What actually runs: a CUDA graph needs CUDA and batches of one static shape, cuDNN autotuning needs CUDA;
+        the rest runs anywhere."""
+        cuda = device.type == "cuda"
+        graph = self.cuda_graph and cuda and static_batches
+        return StepOptions(self.precision, self.channels_last, self.compile, graph, self.cudnn_benchmark and cuda)
 
 
 class GraphSafeSGD:

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from featgeom.config import (
-    ConfigError, apply_limits, check_config, deep_merge, gpu_percent, resolve_execution, resolve_run, run_packs,
-    validate_schema,
+    MAIN_PROCESS_CORES, ConfigError, apply_limits, booked_threads, check_config, deep_merge, gpu_percent,
+    resolve_execution, resolve_run, run_packs, validate_schema,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -203,7 +203,7 @@ def test_execution_settings_stay_out_of_the_run_spec():
     config["datasets"]["synthetic"]["experiments"]["main"]["train"]["resources"] = {"runtime": 5, "runs_per_gpu": 2}
     assert resolve_run(config, "synthetic", "main", "ce_t1") == before
     execution = resolve_execution(config, "synthetic", "main", "ce_t1")
-    assert execution["speed"] == {"channels_last": False, "compile": True, "cuda_graph": True}
+    assert execution["speed"] == {"channels_last": False, "compile": True, "cuda_graph": True, "cudnn_benchmark": True}
     assert execution["resources"]["runs_per_gpu"] == 2 and execution["resources"]["runtime"] == 5
     assert before["train"]["precision"] == "fp32"
 
@@ -215,6 +215,18 @@ def test_runs_per_gpu_defaults_per_backbone_and_books_a_fitting_share():
     assert resolve_execution(config, "inaturalist19", "main", "ce_t1")["resources"]["runs_per_gpu"] == 1   # ResNet-50
     for k in range(1, 11):
         assert k * gpu_percent(k) <= 100 < (k + 1) * gpu_percent(k)
+
+
+def test_a_job_books_its_loader_workers_and_its_main_process():
+    """num_workers is what runs: an image-folder job books those workers and the training process's core; in-memory
+    data and loaders without workers book threads_per_run (the training process's torch threads)."""
+    config = load("config/config.yaml")
+    assert booked_threads(config, "inaturalist19", "main", "ce_t1") == 5 + MAIN_PROCESS_CORES
+    assert booked_threads(config, "fgvc_aircraft", "main", "ce_t1") == 2 + MAIN_PROCESS_CORES
+    assert booked_threads(config, "cifar100", "main", "haframe") == config["threads_per_run"]
+    config["datasets"]["inaturalist19"]["experiments"]["main"]["train"] = {
+        **config["datasets"]["inaturalist19"]["experiments"]["main"]["train"], "num_workers": 0}
+    assert booked_threads(config, "inaturalist19", "main", "ce_t1") == config["threads_per_run"]
 
 
 def test_run_packs_chunk_each_trained_methods_seeds():

@@ -5,7 +5,8 @@ import torch
 
 from featgeom.data.gpu_loader import (InMemoryLoader, channel_stats, crop_and_flip, epoch_generator,
                                       plain_dataloader)
-from featgeom.data.imagefolder import build_transform, check_class_order, image_folder_loader, manifest_dataset
+from featgeom.data.imagefolder import (DeviceNormalise, check_class_order, image_folder_loader, manifest_dataset,
+                                      worker_transform)
 from featgeom.data.manifest import list_split
 
 
@@ -171,12 +172,14 @@ def image_root(tmp_path):
 
 
 def image_folder_dataset(root, split, train, recipe, size=224, class_order=("v-A320", "v-B737")):
-    """The training path's dataset: a manifest of root/<split> with the recipe's published augmentation."""
+    """The training path's dataset: a manifest of root/<split> with the recipe's published augmentation (uint8;
+    DeviceNormalise checks the recipe, as the loaders build it)."""
     per_class = list_split(root, split)
     manifest = {"root": str(root), "classes": list(per_class),
                 "files": {split: [[path, cls] for cls, paths in per_class.items() for path in paths]}}
     augment = {"fgvc": "crop_flip"}.get(recipe, "random_resized_crop_flip")
-    return manifest_dataset(manifest, split, list(class_order), build_transform(recipe, augment, size, train))
+    DeviceNormalise(recipe, "cpu")
+    return manifest_dataset(manifest, split, list(class_order), worker_transform(augment, size, train))
 
 
 @pytest.mark.parametrize("recipe", ["fgvc", "inat", "imagenet"])
@@ -186,7 +189,7 @@ def test_image_folder_dataset(image_root, recipe, train):
                                    class_order=["v-A320", "v-B737"])
     assert dataset.classes == ["v-A320", "v-B737"] and len(dataset) == 6
     x, y = dataset[4]
-    assert x.shape == (3, 224, 224) and x.dtype == torch.float32 and y == 1
+    assert x.shape == (3, 224, 224) and x.dtype == torch.uint8 and y == 1
 
 
 def test_image_folder_loader(image_root):

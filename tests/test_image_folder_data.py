@@ -10,8 +10,8 @@ from torchvision import datasets as tv_datasets
 from torchvision import transforms as T
 
 from featgeom.data.arrays import save_arrays
-from featgeom.data.imagefolder import (AUGMENTS, ImageLoadError, ManifestDataset, build_transform,
-                                       image_folder_loader, load_rgb, manifest_dataset)
+from featgeom.data.imagefolder import (AUGMENTS, ImageLoadError, ManifestDataset, image_folder_loader, load_rgb,
+                                       manifest_dataset, reference_transform, worker_transform)
 from featgeom.data.loaders import build_loaders
 from featgeom.data.manifest import verify_image_folder
 from featgeom.data.synthetic import make_synthetic
@@ -142,30 +142,40 @@ def test_an_image_without_a_known_bit_depth_is_refused_by_name(tmp_path):
 
 @pytest.mark.parametrize("augment", AUGMENTS)
 @pytest.mark.parametrize("size", [16, 24])
-def test_build_transform_output_size(augment, size):
+def test_transform_output_size(augment, size):
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 20, 3), dtype=np.uint8))
     for train in (True, False):
-        x = build_transform("fgvc", augment, size, train)(image)
+        x = reference_transform("fgvc", augment, size, train)(image)
         assert x.shape == (3, size, size) and x.dtype == torch.float32
+        x = worker_transform(augment, size, train)(image)
+        assert x.shape == (3, size, size) and x.dtype == torch.uint8
 
 
-def test_build_transform_steps():
-    kinds = lambda augment, train: [type(s) for s in build_transform("inat", augment, 32, train).transforms]
+def test_transform_steps():
+    kinds = lambda augment, train: [type(s) for s in reference_transform("inat", augment, 32, train).transforms]
     assert kinds("crop_flip", True)[:3] == [T.Resize, T.RandomCrop, T.RandomHorizontalFlip]
     assert kinds("random_resized_crop_flip", True)[:2] == [T.RandomResizedCrop, T.RandomHorizontalFlip]
-    assert repr(build_transform("inat", "none", 32, True)) == repr(build_transform("inat", "crop_flip", 32, False))
+    assert repr(reference_transform("inat", "none", 32, True)) == \
+        repr(reference_transform("inat", "crop_flip", 32, False))
     assert kinds("crop_flip", False) == [T.Resize, T.ToTensor, T.Normalize]
+    assert [type(s) for s in worker_transform("crop_flip", 32, True).transforms][-1] == T.PILToTensor
+    # the cached Resize((32, 32)) replaces the first step; a random resized crop has no deterministic one
+    assert [type(s) for s in worker_transform("crop_flip", 32, True, resized=True).transforms] == \
+        [T.RandomCrop, T.RandomHorizontalFlip]
+    assert worker_transform("none", 32, False, resized=True).transforms == []
+    with pytest.raises(ValueError, match="does not start with a deterministic resize"):
+        worker_transform("random_resized_crop_flip", 32, True, resized=True)
     with pytest.raises(ValueError, match="expected one of .*'crop_flip', 'random_resized_crop_flip', 'none'"):
-        build_transform("inat", "recipe", 32, True)
+        reference_transform("inat", "recipe", 32, True)
     with pytest.raises(ValueError, match="unknown transform recipe"):
-        build_transform("cifar", "none", 32, True)
+        reference_transform("cifar", "none", 32, True)
 
 
 # --- datasets from the manifest -------------------------------------------------------------
 
 def test_manifest_dataset_uses_the_hierarchy_order(tmp_path):
     manifest = verify_image_folder(make_folder(tmp_path / "ds"))
-    dataset = manifest_dataset(manifest, "val", CLASSES, build_transform("fgvc", "none", 8, False))
+    dataset = manifest_dataset(manifest, "val", CLASSES, worker_transform("none", 8, False))
     assert dataset.targets == [0, 0, 1, 1, 2, 2] and dataset[5][0].shape == (3, 8, 8)
     with pytest.raises(ValueError, match="index 0: folder 'a1' vs leaf 'a2'"):
         manifest_dataset(manifest, "val", ["a2", "a1", "b1"], None)
@@ -180,7 +190,7 @@ def test_a_bad_image_names_its_file(tmp_path, name, workers):
     truncated_jpeg(tmp_path / "ds" / "cut.jpg")
     (tmp_path / "ds" / "junk.png").write_bytes(b"garbage")
     dataset = ManifestDataset(tmp_path / "ds", [["train/a1/0.png", "a1"], [name, "a2"]], CLASSES,
-                              build_transform("fgvc", "none", 8, False))
+                              worker_transform("none", 8, False))
     with pytest.raises(ImageLoadError, match=re.escape(f"{tmp_path / 'ds' / name}: cannot load image")):
         list(image_folder_loader(dataset, 2, shuffle=False, num_workers=workers, pin_memory=False))
 
@@ -205,11 +215,11 @@ def test_image_folder_transforms_are_described(tmp_path):
     levels = _levels(tmp_path, [("a", "a1"), ("a", "a2"), ("b", "b1")])
     loaders, _ = build_loaders(_spec("image_folder", augment="random_resized_crop_flip", image_size=16),
                                tmp_path / "m.json", levels, 0, torch.device("cpu"), 1)
-    assert loaders["transforms"]["train"].startswith("Compose(") and "RandomResizedCrop(size=(16, 16)" in \
-        loaders["transforms"]["train"]
+    assert "RandomResizedCrop(size=(16, 16)" in loaders["transforms"]["train"]
+    assert "PILToTensor()" in loaders["transforms"]["train"] and "the decoded file" in loaders["transforms"]["train"]
     assert "Resize(size=(16, 16)" in loaders["transforms"]["eval"] and "Normalize" in loaders["transforms"]["eval"]
     images, _ = next(iter(loaders["train"]))
-    assert images.shape == (2, 3, 16, 16)
+    assert images.shape == (2, 3, 16, 16) and images.dtype == torch.float32
 
 
 def test_in_memory_transforms_are_described(tmp_path):

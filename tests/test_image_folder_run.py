@@ -126,3 +126,21 @@ def test_a_stale_class_list_says_how_to_rebuild_it(tmp_path):
     message = str(error.value)
     assert "leaf/leaves 'ten' match no class of results/toy/data/classes.txt" in message
     assert "snakemake --forcerun results/toy/data/classes.txt" in message
+
+
+def test_a_crop_flip_run_reads_its_images_resized_once_and_says_how_many_workers_ran(tmp_path):
+    """FGVC's recipe (crop_flip): rule resize_images makes the cache the run reads, and remakes it when an image
+    changes; the job booked num_workers (default 4) + 1 cores, got 1 (--cores 1), and its log says what ran."""
+    run = image_folder_project(tmp_path)
+    target = "results/toy/main/ce_t1/seed0/provenance.json"
+    run_dir = tmp_path / "work" / "results" / "toy" / "main" / "ce_t1" / "seed0"
+    run(target)
+    applied = json.loads((run_dir / "provenance.json").read_text())["applied"]["transforms"]
+    assert all("the resized-image cache" in applied[name] for name in ("train", "eval")), applied
+    assert "RandomCrop" in applied["train"] and "Normalize" in applied["train"]
+    assert (tmp_path / "work" / "results" / "toy" / "data" / "resized_224.npy").is_file()
+    assert "loader: 0 of the 4 workers of train.num_workers: this job got 1 cores, not the 5 it booked" in \
+        (run_dir / "train.log").read_text()
+    image = tmp_path / "ds" / "train" / "a1" / "0.png"
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    assert "rule resize_images:" in run("-n", target).stdout

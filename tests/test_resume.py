@@ -258,7 +258,7 @@ def image_spec(epochs=3, workers=2):
 
 def test_resumed_image_folder_run_with_workers_matches_uninterrupted_run(image_inputs, tmp_path, monkeypatch):
     clean, resumed = outputs(tmp_path / "clean"), outputs(tmp_path / "resumed")
-    run_training(image_spec(), 0, image_inputs, clean, threads=2)  # threads caps num_workers
+    run_training(image_spec(), 0, image_inputs, clean, threads=2)  # 2 cores: 1 worker beside the main process
     real_epoch = kill_in_epoch(2, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_training(image_spec(), 0, image_inputs, resumed, threads=2)

@@ -187,6 +187,19 @@ def test_gpu_benchmark_runs_small_on_cpu():
     assert cuda_graph_row[-1] == "fp32", "on CPU the graph option does not apply, and the table must say so"
 
 
+def test_gpu_benchmark_resnet50_image_folder_runs_small_on_cpu():
+    """Table 3 of benchmarks/bench_train_gpu.py (ResNet-50 fed by the image-folder loader), CPU-sized: both rows."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train_gpu.py"
+    done = subprocess.run([sys.executable, str(script), "--small", "--resnet50", "--options", "", "--share", "",
+                           "--steps", "1", "--warmup", "1", "--loader-workers", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()
+            if line.startswith(("fp32 ", "bf16+channels_last "))}
+    assert set(rows) == {"fp32", "bf16+channels_last"}, done.stdout
+    assert all(float(row[1]) > 0 and float(row[2]) > 0 for row in rows.values()), done.stdout
+
+
 def load_validate_bf16():
     import importlib.util
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "validate_bf16.py"

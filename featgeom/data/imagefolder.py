@@ -6,7 +6,15 @@ HAFrame/MBM transforms (MBM/better_mistakes/data/transforms.py) at a configurabl
   random_resized_crop_flip  train: RandomResizedCrop(size) -> hflip                             (inat, imagenet)
   none                      train: the eval transform
   eval                             Resize((size,size))
-each followed by ToTensor and the recipe's Normalize.
+each followed by ToTensor and the recipe's Normalize (`reference_transform`: the published float path).
+
+What runs computes exactly that, bit for bit, in less CPU time (tests/test_image_pipeline.py):
+- workers return the uint8 CHW pixels (PILToTensor); `DeviceNormalise` turns a whole batch into floats
+  on the training device with ToTensor's and Normalize's float32 operations (/255, -mean, /std);
+- a deterministic Resize((size,size)) is skipped where the image already has that size (torchvision returns
+  it unchanged: the 224 x 224 stretched copies), and read from a cache made once (featgeom.data.resized)
+  where the workflow made one: every pass of a crop_flip dataset (FGVC), whose eval resize and whose
+  training resize before the random crop are the same; the crop and flip then run on the uint8 tensor.
 
 Class index = position in the hierarchy's class order, which must equal the manifest's sorted
 folder names: `check_class_order` says where they first disagree.
@@ -45,20 +53,72 @@ class ImageLoadError(RuntimeError):
     """An image of the dataset cannot be read; the message names the file."""
 
 
-def build_transform(recipe: str, augment: str, size: int, train: bool) -> T.Compose:
-    """Train (augment) or eval transform at `size` x `size`, normalised with the recipe's statistics."""
-    if recipe not in NORMALISATION:
-        raise ValueError(f"unknown transform recipe {recipe!r}; expected one of {sorted(NORMALISATION)}")
+def sample_steps(augment: str, size: int, train: bool) -> list:
+    """The transform steps before ToTensor (PIL in, PIL out), as MBM's transforms.py has them."""
     if augment not in AUGMENTS:
         raise ValueError(f"unknown train.augment {augment!r} for image folders; expected one of {list(AUGMENTS)}")
-    mean, std = NORMALISATION[recipe]
     if train and augment == "crop_flip":
-        steps = [T.Resize((size, size)), T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()]
-    elif train and augment == "random_resized_crop_flip":
-        steps = [T.RandomResizedCrop(size), T.RandomHorizontalFlip()]
-    else:
-        steps = [T.Resize((size, size))]
-    return T.Compose(steps + [T.ToTensor(), T.Normalize(mean, std)])
+        return [T.Resize((size, size)), T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()]
+    if train and augment == "random_resized_crop_flip":
+        return [T.RandomResizedCrop(size), T.RandomHorizontalFlip()]
+    return [T.Resize((size, size))]
+
+
+def recipe_stats(recipe: str) -> tuple:
+    if recipe not in NORMALISATION:
+        raise ValueError(f"unknown transform recipe {recipe!r}; expected one of {sorted(NORMALISATION)}")
+    return NORMALISATION[recipe]
+
+
+def reference_transform(recipe: str, augment: str, size: int, train: bool) -> T.Compose:
+    """The published float path: train (augment) or eval steps, ToTensor, Normalize with the recipe's statistics.
+
+    Training runs `worker_transform` + `DeviceNormalise`, which compute the same numbers; this composition is
+    what they are checked against (tests) and timed against (benchmarks/bench_image_pipeline.py).
+    """
+    mean, std = recipe_stats(recipe)
+    return T.Compose(sample_steps(augment, size, train) + [T.ToTensor(), T.Normalize(mean, std)])
+
+
+def worker_transform(augment: str, size: int, train: bool, resized: bool = False) -> T.Compose:
+    """What a loader worker applies: the steps, then PILToTensor (uint8 CHW, not normalised).
+
+    resized: the input is already the cached Resize((size, size)) as a uint8 CHW tensor, so the resize is
+    dropped and the rest (RandomCrop with zero padding, flip: index operations only) runs on the tensor.
+    """
+    steps = sample_steps(augment, size, train)
+    if not resized:
+        return T.Compose(steps + [T.PILToTensor()])
+    if not isinstance(steps[0], T.Resize):
+        raise ValueError(f"train.augment {augment!r} does not start with a deterministic resize: nothing to cache")
+    return T.Compose(steps[1:])
+
+
+class DeviceNormalise:
+    """uint8 NCHW batch -> float32 (x / 255 - mean) / std on the batch's device: ToTensor's `.float().div(255)`
+    then Normalize's `sub_(mean).div_(std)`, the same float32 operations in the same order.
+
+    255, mean and std are tensors on the device, not Python numbers: CUDA divides by a CPU scalar as a
+    multiplication by its reciprocal, which can differ in the last bit; by a tensor it divides (IEEE division,
+    as the CPU does). Bit-identity is tested on CPU; on a GPU it is expected from that, not yet measured.
+    """
+
+    def __init__(self, recipe: str, device):
+        mean, std = recipe_stats(recipe)
+        shape = (1, 3, 1, 1)
+        self.scale = torch.full(shape, 255.0, device=device)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(shape)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(shape)
+        self.recipe = recipe
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dtype != torch.uint8:
+            raise TypeError(f"DeviceNormalise expects uint8 images, got {images.dtype}")
+        return images.float().div_(self.scale).sub_(self.mean).div_(self.std)
+
+    def __repr__(self) -> str:
+        mean, std = recipe_stats(self.recipe)
+        return f"on the device: float32 /255, then Normalize(mean={list(mean)}, std={list(std)})"
 
 
 def load_rgb(path) -> Image.Image:
@@ -78,16 +138,19 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 
 
 class ManifestDataset(Dataset):
-    """(image tensor, class index) of listed files; ImageFolder-like `classes`, `samples`, `targets`.
+    """(uint8 image tensor, class index) of listed files; ImageFolder-like `classes`, `samples`, `targets`.
 
     Items are addressed by (epoch, index) keys from EpochSampler, or by a plain index (epoch 0).
+    resized: (cache .npy, offset of this split's first image) of featgeom.data.resized; the sample is then
+    that array's row instead of the decoded file, and `transform` must take a uint8 CHW tensor.
     """
 
-    def __init__(self, root, files, classes, transform, seed: int = 0):
+    def __init__(self, root, files, classes, transform, seed: int = 0, resized: tuple | None = None):
         position = {name: i for i, name in enumerate(classes)}
         self.root, self.classes, self.transform, self.seed = Path(root), list(classes), transform, seed
         self.samples = [(str(self.root / path), position[name]) for path, name in files]
         self.targets = [target for _, target in self.samples]
+        self.resized, self._cache = resized, None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -95,7 +158,7 @@ class ManifestDataset(Dataset):
     def __getitem__(self, key):
         epoch, index = key if isinstance(key, tuple) else (0, key)
         path, target = self.samples[index]
-        image = load_rgb(path)
+        image = load_rgb(path) if self.resized is None else self._cached(index)
         # torchvision draws from the global CPU generator: seed it per sample, and restore it so the
         # main process (num_workers=0) keeps its own random stream. Only the CPU generator
         # (torch.manual_seed and fork_rng would also reach CUDA, which a forked worker must not touch).
@@ -105,6 +168,11 @@ class ManifestDataset(Dataset):
             return self.transform(image), target
         finally:
             torch.set_rng_state(saved)
+
+    def _cached(self, index: int) -> torch.Tensor:
+        if self._cache is None:  # opened in each worker: a memory map shares the page cache, not pickled arrays
+            self._cache = np.load(self.resized[0], mmap_mode="r")
+        return torch.from_numpy(np.array(self._cache[self.resized[1] + index])).permute(2, 0, 1)
 
 
 class EpochSampler(Sampler):
@@ -125,13 +193,15 @@ class EpochSampler(Sampler):
         return iter([(self.epoch, i) for i in order.tolist()])
 
 
-def manifest_dataset(manifest: dict, split: str, class_order, transform, seed: int = 0) -> ManifestDataset:
-    """Dataset of one split's verified files; ValueError if the manifest's classes differ from `class_order`."""
+def manifest_dataset(manifest: dict, split: str, class_order, transform, seed: int = 0,
+                     resized: tuple | None = None) -> ManifestDataset:
+    """Dataset of one split's verified files; ValueError if the manifest's classes differ from `class_order`.
+    resized: (cache .npy, offset) of featgeom.data.resized for this split."""
     if "files" not in manifest:
         raise ValueError(f"image-folder manifest of {manifest.get('root')} has no file list (written by an older "
                          "version): rerun its verify_image_folder rule")
     check_class_order(manifest["classes"], class_order, where=f"{manifest['root']} (manifest)")
-    return ManifestDataset(manifest["root"], manifest["files"][split], class_order, transform, seed)
+    return ManifestDataset(manifest["root"], manifest["files"][split], class_order, transform, seed, resized)
 
 
 def check_class_order(dataset_classes, hierarchy_class_order, where: str = "dataset", show: int = 5) -> None:

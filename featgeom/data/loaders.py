@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from featgeom.config import IN_MEMORY_KINDS
+from featgeom.config import DEFAULT_NUM_WORKERS, IN_MEMORY_KINDS, MAIN_PROCESS_CORES
 from featgeom.data.arrays import load_arrays
 from featgeom.data.gpu_loader import InMemoryLoader, channel_stats
+from featgeom.data.resized import open_resized
 from featgeom.hierarchy_stage import coarse_labels
 from featgeom.io import read_json
 
@@ -22,11 +23,13 @@ def coarse_of_fine(levels: dict) -> np.ndarray:
     return coarse_labels(levels)[1] if "coarse" in levels else np.zeros(0, dtype=np.int64)
 
 
-def build_loaders(spec: dict, data_path, levels: dict, seed: int, device, threads: int):
+def build_loaders(spec: dict, data_path, levels: dict, seed: int, device, threads: int, resized=None):
     """Return (loaders dict, num_classes). loaders: train, val, test, train_eval, label_sets, and
-    transforms {train, eval}: a description of exactly what each loader applies (for provenance)."""
+    transforms {train, eval}: a description of exactly what each loader applies (for provenance).
+    threads: the cores of this job (image folders: `loader_workers` of them run loader workers);
+    resized: the key file of the image folder's resized-image cache (featgeom.data.resized), if it has one."""
     if spec["source"]["kind"] not in IN_MEMORY_KINDS:
-        return _image_folder_loaders(spec, data_path, levels, seed, device, threads)
+        return _image_folder_loaders(spec, data_path, levels, seed, device, loader_workers(spec, threads), resized)
     arrays = load_arrays(data_path)
     if [str(c) for c in arrays["class_names"]] != list(levels["class_order"]):
         raise ValueError(f"{data_path}: class_names differ from the hierarchy's class order; "
@@ -116,12 +119,24 @@ def _label_sets(fine_labels: dict, to_coarse) -> dict:
     return sets
 
 
+def loader_workers(spec: dict, threads: int) -> int:
+    """Loader worker processes of a run given the job's `threads` cores: train.num_workers for an image folder
+    whose job got what it booked (featgeom.config.booked_threads: the workers and MAIN_PROCESS_CORES), else
+    what the cores allow beside the main process (Snakemake's --cores below the booking, a library call
+    with fewer threads; the run's log says so); 0 for in-memory data."""
+    if spec["source"]["kind"] in IN_MEMORY_KINDS:
+        return 0
+    wanted = spec["train"].get("num_workers", DEFAULT_NUM_WORKERS)
+    return wanted if threads >= wanted + MAIN_PROCESS_CORES else max(0, threads - MAIN_PROCESS_CORES)
+
+
 class EpochSeededLoader:
     """Wraps an image_folder_loader: set_epoch picks the epoch its EpochSampler (and so the order and
-    the augmentation) uses; batches move to the device."""
+    the augmentation) uses; batches move to the device, where `normalise` turns the uint8 images into the
+    normalised float32 ones (imagefolder.DeviceNormalise)."""
 
-    def __init__(self, loader, device):
-        self.loader, self.device = loader, device
+    def __init__(self, loader, device, normalise):
+        self.loader, self.device, self.normalise = loader, device, normalise
 
     def set_epoch(self, epoch: int) -> None:
         self.loader.sampler.set_epoch(epoch)
@@ -131,25 +146,31 @@ class EpochSeededLoader:
 
     def __iter__(self):
         for images, labels in self.loader:
-            yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+            images = self.normalise(images.to(self.device, non_blocking=True))
+            yield images, labels.to(self.device, non_blocking=True)
 
 
-def _image_folder_loaders(spec, manifest_path, levels, seed, device, threads):
-    from featgeom.data.imagefolder import build_transform, image_folder_loader, manifest_dataset
+def _image_folder_loaders(spec, manifest_path, levels, seed, device, workers, resized_key):
+    from featgeom.data.imagefolder import DeviceNormalise, image_folder_loader, manifest_dataset, worker_transform
 
     manifest = read_json(manifest_path)
     recipe, train = spec["source"]["recipe"], spec["train"]
-    workers = min(train.get("num_workers", 4), threads)
     if spec["label_level"] == "coarse":
         raise ValueError("label_level coarse is implemented for in-memory datasets only (synthetic, CIFAR)")
     # featgeom.config.resolve_train writes both out, with the recipe's published defaults.
     augment, size = train["augment"], train["image_size"]
-    transforms = {name: build_transform(recipe, augment, size, train=name == "train") for name in ("train", "eval")}
+    images, spans = open_resized(resized_key, manifest_path, size) if resized_key else (None, {})
     order = levels["class_order"]
+
+    def dataset(split, training):
+        cached = split in spans and (not training or augment == "crop_flip")
+        return manifest_dataset(manifest, split, order, worker_transform(augment, size, training, cached), seed,
+                                resized=(images, spans[split][0]) if cached else None)
+
     # "train" (eval transforms) feeds collapse metrics and feature dumps; "train_aug" feeds SGD.
-    datasets = {split: manifest_dataset(manifest, split, order, transforms["eval"], seed)
-                for split in ("train", "val", "test")}
-    datasets["train_aug"] = manifest_dataset(manifest, "train", order, transforms["train"], seed)
+    datasets = {split: dataset(split, False) for split in ("train", "val", "test")}
+    datasets["train_aug"] = dataset("train", True)
+    normalise = DeviceNormalise(recipe, device)
 
     def loader(name, training):
         batch = train["batch_size"] if training else train.get("eval_batch_size", 256)
@@ -157,10 +178,19 @@ def _image_folder_loaders(spec, manifest_path, levels, seed, device, threads):
         return EpochSeededLoader(image_folder_loader(datasets[name], batch, shuffle=training, num_workers=workers,
                                                      pin_memory=device.type == "cuda", drop_last=drop_last,
                                                      seed=seed),
-                                 device)
+                                 device, normalise)
 
     label_sets = _label_sets({split: datasets[split].targets for split in ("train", "test")}, coarse_of_fine(levels))
     loaders = {"train": loader("train_aug", True), "val": loader("val", False), "test": loader("test", False),
                "train_eval": loader("train", False), "label_sets": label_sets,
-               "transforms": {name: repr(transform) for name, transform in transforms.items()}}
+               "transforms": {"train": _describe(datasets["train_aug"], normalise),
+                              "eval": _describe(datasets["val"], normalise)}}
     return loaders, len(order)
+
+
+def _describe(dataset, normalise) -> str:
+    """What one loader applies, in words: where the pixels come from, the worker transform, the device step."""
+    source = ("the resized-image cache (Resize done once)" if dataset.resized is not None
+              else "the decoded file (a Resize to the image's own size is skipped, as torchvision does)")
+    steps = repr(dataset.transform) if dataset.transform.transforms else "nothing (the cached uint8 pixels)"
+    return f"{source}; workers: {steps}; {normalise!r}"

@@ -96,7 +96,8 @@ def run_spec(wildcards):
 
 
 def model_inputs(wildcards):
-    """Files a run's model needs besides its data: HAFrame's s_min (per gamma) and local backbone weights.
+    """Files a run's model needs besides its data: HAFrame's s_min (per gamma), local backbone weights, and the
+    resized-image cache of its images (resized_input).
 
     Only weights this workflow fetches are declared inputs; a user's own `weights_path` (the PASS
     checkpoint) is checked by the job, so `snakemake -n` works on a machine without it.
@@ -107,7 +108,21 @@ def model_inputs(wildcards):
         files["s_min"] = f"results/{wildcards.dataset}/hierarchy/haframe_s_min_gamma{float(spec['frame']['gamma'])}.json"
     if spec["model"].get("backbone_kwargs", {}).get("weights_path") == fg.imagenet_weights_path(config):
         files["weights"] = fg.imagenet_weights_path(config)
-    return files
+    return {**files, **resized_input(wildcards.dataset, spec)}
+
+
+def resized_input(dataset, spec):
+    """The resized-image cache (rule resize_images) of a run whose every pass starts with the deterministic
+    Resize((size, size)): crop_flip on an image folder (FGVC); {} for other runs, which decode each image."""
+    if spec["source"]["kind"] in fg.IN_MEMORY_KINDS or spec["train"]["augment"] != "crop_flip":
+        return {}
+    return {"resized": f"results/{dataset}/data/resized_{spec['train']['image_size']}.json"}
+
+
+def run_threads(wildcards):
+    """Cores a run's training (or feature-dump) job books: its loader workers and main process for an image
+    folder, else threads_per_run (featgeom.config.booked_threads)."""
+    return fg.booked_threads(config, wildcards.dataset, wildcards.experiment, wildcards.method)
 
 
 def run_execution(wildcards):
@@ -145,6 +160,11 @@ def pack_method_wildcards(pack):
         firsts.setdefault(run["method"], run["seed"])
     return [SimpleNamespace(dataset=pack["dataset"], experiment=pack["experiment"], method=method, seed=seed)
             for method, seed in firsts.items()]
+
+
+def pack_threads(pack):
+    """Cores each process of a pack books: the most any of its methods' runs book (run_threads)."""
+    return max(run_threads(run) for run in pack_method_wildcards(pack))
 
 
 def pack_model_inputs(pack):

@@ -126,3 +126,24 @@ rule make_longtail:
         "../../envs/featgeom.yaml"
     script:
         "../scripts/make_longtail.py"
+
+
+rule resize_images:
+    # The deterministic Resize((size, size)) of every image, done once (featgeom/data/resized.py): the input of
+    # runs whose every pass starts with it (crop_flip: FGVC), common.smk's resized_input.
+    input:
+        manifest="results/{dataset}/data/image_folder.json",
+    output:
+        images="results/{dataset}/data/resized_{size}.npy",
+        key="results/{dataset}/data/resized_{size}.json",
+    wildcard_constraints:
+        size=r"\d+",
+    threads: config.get("threads_per_run", 1)
+    log:
+        "logs/{dataset}/data/resize_{size}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/resize_{size}.tsv"
+    conda:
+        "../../envs/featgeom.yaml"
+    script:
+        "../scripts/resize_images.py"

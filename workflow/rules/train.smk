@@ -19,7 +19,7 @@ rule train:
         run_dir=RUN,
     wildcard_constraints:
         method=methods_regex(lambda spec: "crm_of" not in spec),
-    threads: config.get("threads_per_run", 1)
+    threads: run_threads
     resources:
         gpu_percent=gpu_share,
         mem_mb=train_resource("mem_mb"),
@@ -66,7 +66,7 @@ rule dump_features:
         features=f"{RUN}/features.npz",
     params:
         spec=run_spec,
-    threads: config.get("threads_per_run", 1)
+    threads: run_threads
     resources:
         gpu_percent=gpu_share,
         mem_mb=train_resource("mem_mb"),

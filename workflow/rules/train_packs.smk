@@ -25,7 +25,7 @@ for pack in PACKS:
             pack_outputs(pack),
         params:
             specs=pack_specs(pack),
-        threads: config.get("threads_per_run", 1) * workers
+        threads: pack_threads(pack) * workers
         # longest jobs first (the more runs, the longer), so that the last one to finish is a short one
         priority: len(pack["runs"])
         resources:

@@ -5,7 +5,7 @@ from featgeom.run_guard import exit_with_parent, hold_run_folders
 
 exit_with_parent()  # a killed Snakemake takes its training jobs with it
 
-from featgeom.config import resolve_execution  # noqa: E402
+from featgeom.config import booked_threads, resolve_execution  # noqa: E402
 from featgeom.packs import pack_workers, runs_of_outputs, train_pack  # noqa: E402
 from featgeom.rule_io import rule_log  # noqa: E402
 from featgeom.runner import resolve_device, run_training  # noqa: E402
@@ -29,8 +29,9 @@ else:
     runs = runs_of_outputs(snakemake.output)
     cuda = resolve_device(first["device"]).type == "cuda"
     workers = pack_workers(execution["resources"]["runs_per_gpu"], len(runs), cuda)
-    # threads_per_run torch threads per process (CPU numerics depend on the thread count), fewer where Snakemake
-    # capped the job's threads (--cores) below what its workers booked
-    threads = max(1, min(snakemake.config.get("threads_per_run", 1), snakemake.threads // workers))
+    # what each process booked (threads_per_run, or an image folder's loader workers and main process; CPU numerics
+    # depend on the thread count), fewer where Snakemake capped the job's threads (--cores) below the booking
+    booked = max(booked_threads(snakemake.config, s["dataset"], s["experiment"], s["method"]) for s in specs.values())
+    threads = max(1, min(booked, snakemake.threads // workers))
     train_pack(specs, runs, dict(snakemake.input), workers, threads=threads, speed=execution["speed"],
                log_path=snakemake.log[0])
