@@ -227,6 +227,22 @@ def test_a_run_folder_being_trained_stops_snakemake_before_any_job(finished):
     assert sorted(p for p in finished.rglob("*") if p.is_file() and ".snakemake" not in p.parts) == files
 
 
+def test_a_second_snakemake_on_a_directory_is_told_that_another_holds_it(tmp_path):
+    from test_run_guard import hold_directory
+    holder = hold_directory(tmp_path)
+    try:
+        refused = snakemake("--cores", "1", "--configfile", "config/demo.yaml", "--directory", str(tmp_path),
+                            check=False)
+        dry = snakemake("-n", "--configfile", "config/demo.yaml", "--directory", str(tmp_path))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refused.returncode != 0 and not (tmp_path / "results").exists()
+    busy = f"another Snakemake is running in this directory ({tmp_path}): pid {holder.pid} on "
+    assert busy in refused.stdout + refused.stderr
+    assert busy in dry.stderr and "this dry run sees its running jobs' outputs as incomplete" in dry.stderr
+
+
 def _dry_run_reasons(out):
     """{(rule, wildcards): reason} of every job a dry run lists."""
     jobs = {}

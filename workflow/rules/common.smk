@@ -11,8 +11,13 @@ from featgeom.hierarchy_stage import check_hierarchy_files
 from featgeom.io import update_json
 from featgeom.lineage import training_code_hash
 from featgeom.provenance import has_nvidia_gpu
-from featgeom.run_guard import RunFolderBusy, busy_message, busy_run_folders, mark_forced
+from featgeom.run_guard import RunFolderBusy, busy_message, busy_run_folders, hold_workflow_directory, mark_forced
 from featgeom.published import PUBLISHED_FILE, check_published_names, read_published
+
+# Before Snakemake looks at incomplete files or its own locks: a second Snakemake on this directory is told so
+# plainly (SLURM job steps and local job subprocesses re-read this file; only the main process locks).
+if workflow.is_main_process:
+    hold_workflow_directory(warn_only=workflow.output_settings.dryrun)
 
 # Our validator instead of snakemake.utils.validate: it reports every error with its key path and
 # names misspelled keys ("did you mean"), where snakemake's stops at the first.
