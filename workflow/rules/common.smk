@@ -3,16 +3,15 @@
 import os
 from types import SimpleNamespace
 
-import yaml
-
 import featgeom.config as fg
+from featgeom.config_files import checked_config
 from featgeom.data.manifest import folder_listing
 from featgeom.hierarchy_stage import check_hierarchy_files
 from featgeom.io import update_json
 from featgeom.lineage import training_code_hash
 from featgeom.provenance import has_nvidia_gpu
 from featgeom.run_guard import RunFolderBusy, busy_message, busy_run_folders, hold_workflow_directory, mark_forced
-from featgeom.published import PUBLISHED_FILE, check_published_names, read_published
+from featgeom.published import PUBLISHED_FILE
 
 # Before Snakemake looks at incomplete files or its own locks: a second Snakemake on this directory is told so
 # plainly (SLURM job steps and local job subprocesses re-read this file; only the main process locks).
@@ -20,12 +19,8 @@ if workflow.is_main_process:
     hold_workflow_directory(warn_only=workflow.output_settings.dryrun)
 
 # Our validator instead of snakemake.utils.validate: it reports every error with its key path and
-# names misspelled keys ("did you mean"), where snakemake's stops at the first.
-with open(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")) as schema_file:
-    fg.validate_schema(config, yaml.safe_load(schema_file))
-config.update(fg.apply_limits(config))
-fg.check_config(config)
-check_published_names(config, read_published())
+# names misspelled keys ("did you mean"), where snakemake's stops at the first. tools/check_config.py runs the same.
+config.update(checked_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")))
 
 NEVER = "(?!x)x"  # a regex that matches nothing, for a dataset kind absent from the config
 
