@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from featgeom import collapse, frames
+from featgeom.curves import open_curves
 from featgeom.data.gpu_loader import InMemoryLoader
 from featgeom.data.loaders import build_loaders
 from featgeom.hierarchy import read_distance_csv
@@ -39,10 +40,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: int = 1, log=None,
-                 speed: dict | None = None, keep_resume_point: bool = False) -> None:
+                 speed: dict | None = None, keep_resume_point: bool = False, logger: str = "none") -> None:
     """inputs: data (arrays .npz or image-folder manifest), distances, levels, s_min (HAFrame runs).
     outputs: run_dir, test_logits, checkpoint, history, collapse, provenance.
-    speed: the execution speed options (featgeom.config.resolve_execution); they do not change results.
+    speed, logger: the execution speed options and the curve writer (featgeom.config.resolve_execution,
+    featgeom.curves); they do not change results.
     keep_resume_point: keep the final checkpoint (runs trained in packs: a rerun of the pack then only
     re-evaluates this run instead of training it again, when featgeom.lineage.made_of is unchanged)."""
     torch.set_num_threads(threads)
@@ -66,8 +68,14 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     # In-memory batches all have one shape (the last partial batch is dropped): the step can be graph-captured.
     static_batches = isinstance(loaders["train"], InMemoryLoader)
     options = StepOptions.from_run(spec["train"], speed).applied(device, static_batches)
-    state = fit(model, loss_fn, optimizer, loaders, fit_settings(spec["train"], seed), resume_point, lineage,
-                measure_collapse=measure, log=log, options=options, reuse_final=reuses_final(run_dir, resume_point))
+    curves = open_curves(logger, run_dir)
+    try:
+        state = fit(model, loss_fn, optimizer, loaders, fit_settings(spec["train"], seed), resume_point, lineage,
+                    measure_collapse=measure, log=log, options=options, reuse_final=reuses_final(run_dir, resume_point),
+                    curves=curves)
+    finally:
+        if curves is not None:
+            curves.close()
     model.load_state_dict(state.best_model)
     write_run_outputs(model, loaders, state, spec, outputs, frame, str(device), lineage)
     write_provenance(outputs["provenance"], {**spec, "seed": seed}, device=str(device),

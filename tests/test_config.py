@@ -184,6 +184,26 @@ def test_execution_settings_stay_out_of_the_run_spec():
     assert execution["speed"] == {"channels_last": False, "compile": True, "cuda_graph": True}
     assert execution["resources"]["runs_per_gpu"] == 2 and execution["resources"]["runtime"] == 5
     assert before["train"]["precision"] == "fp32"
+    assert execution["logger"] == "none"
+    config["logger"] = "tensorboard"  # the top-level default, then an experiment's own
+    assert resolve_execution(config, "synthetic", "main", "ce_t1")["logger"] == "tensorboard"
+    config["datasets"]["synthetic"]["experiments"]["main"]["train"]["logger"] = "none"
+    assert resolve_execution(config, "synthetic", "main", "ce_t1")["logger"] == "none"
+    assert resolve_run(config, "synthetic", "main", "ce_t1") == before
+
+
+def test_tensorboard_logger_without_the_package_is_refused_by_name(monkeypatch):
+    import featgeom.curves
+    monkeypatch.setattr(featgeom.curves, "tensorboard_installed", lambda: False)
+    config = tiny()
+    config["datasets"]["synthetic"]["experiments"]["main"]["train"]["logger"] = "tensorboard"
+    validate_schema(config, SCHEMA)
+    with pytest.raises(ConfigError, match=r"datasets\.synthetic\.experiments\.main\.methods\.\w+: train\.logger is "
+                                          r"'tensorboard' but the tensorboard package is not installed: pip install "
+                                          r"'featgeom\[tensorboard\]'"):
+        check_config(config)
+    with pytest.raises(RuntimeError, match="tensorboard package is not installed"):
+        featgeom.curves.open_curves("tensorboard", "unused")
 
 
 def test_runs_per_gpu_defaults_per_backbone_and_books_a_fitting_share():

@@ -1,4 +1,5 @@
 """A killed training job, rerun, ends exactly where an uninterrupted one does (CPU)."""
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -108,10 +109,13 @@ def test_run_log_keeps_the_killed_attempt_and_the_resume(inputs, tmp_path, monke
     monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
     attempt()
     text = (tmp_path / "run" / RUN_LOG).read_text()
-    expected_in_order = ["==== attempt 1 started", "epoch=2 ", "==== attempt 1 failed", "==== attempt 2 started",
-                         "resumed from", "after epoch 2", "epoch=4 ", "==== attempt 2 finished"]
+    expected_in_order = ["==== attempt 1 started", "epoch 2/4 ", "==== attempt 1 failed", "==== attempt 2 started",
+                         "resumed from", "after epoch 2", "epoch 4/4 ", "==== attempt 2 finished"]
     positions = [text.find(s) for s in expected_in_order]
     assert -1 not in positions and positions == sorted(positions), text
+    # one line per epoch, no progress bar (not a terminal): what tools/progress.py reads
+    assert "\r" not in text and len(re.findall(r"^epoch \d/4  train_loss=\S+  train_top1=\S+  val_top1=\S+  lr=\S+  "
+                                               r"img/s=\d+  epoch_s=\S+  eta=\d+:\d\d:\d\d$", text, re.M)) == 4
 
 
 def counting_epochs(monkeypatch) -> list:
@@ -402,7 +406,7 @@ def test_a_pack_trains_its_runs_in_two_processes_as_they_would_train_alone(input
         assert "==== attempt 1 finished" in (Path(run["outputs"]["run_dir"]) / RUN_LOG).read_text()
     provenance = read_json(runs[0]["outputs"]["provenance"])
     assert provenance["applied"]["haframe_s_min"] == find_s_min(distances, 2.0)
-    assert rule_log_path.read_text().count("epoch=4 ") == 2
+    assert rule_log_path.read_text().count("epoch 4/4 ") == 2
 
 
 def test_run_inputs_gives_each_method_its_own_model_inputs():

@@ -99,7 +99,8 @@ def test_a_second_snakemake_main_process_is_told_who_holds_the_directory(tmp_pat
                                                           rf"\({tmp_path}\): pid {holder.pid} on .* running `"):
             run_guard.hold_workflow_directory()
         assert run_guard.hold_workflow_directory(warn_only=True) is None  # a dry run goes on, warned
-        assert f"another Snakemake is running in this directory ({tmp_path}): pid {holder.pid}" in capsys.readouterr().err
+        warned = capsys.readouterr().err
+        assert f"another Snakemake is running in this directory ({tmp_path}): pid {holder.pid}" in warned
     finally:
         holder.kill()
         holder.wait()

@@ -189,7 +189,7 @@ def last_attempt(work, experiment, method, seed) -> str:
 
 
 def trained_epochs(attempt: str) -> int:
-    return len(re.findall(r"^epoch=\d+ ", attempt, flags=re.M))
+    return len(re.findall(r"^epoch \d+/\d+ ", attempt, flags=re.M))
 
 
 def test_a_deleted_run_folder_is_retrained_alone_and_the_tables_follow(finished):

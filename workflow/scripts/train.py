@@ -20,8 +20,9 @@ if snakemake.rule == "train":
     spec = snakemake.params.spec
     outputs = {**dict(snakemake.output.items()), "run_dir": snakemake.params.run_dir}
     with rule_log(snakemake, keep_in=snakemake.params.run_dir) as log, hold_run_folders([snakemake.params.run_dir]):
+        execution = execution_of(spec)
         run_training(spec, int(snakemake.wildcards.seed), dict(snakemake.input), outputs, threads=snakemake.threads,
-                     log=log, speed=execution_of(spec)["speed"])
+                     log=log, speed=execution["speed"], logger=execution["logger"])
 else:
     specs = snakemake.params.specs
     first = next(iter(specs.values()))
@@ -33,4 +34,4 @@ else:
     # capped the job's threads (--cores) below what its workers booked
     threads = max(1, min(snakemake.config.get("threads_per_run", 1), snakemake.threads // workers))
     train_pack(specs, runs, dict(snakemake.input), workers, threads=threads, speed=execution["speed"],
-               log_path=snakemake.log[0])
+               log_path=snakemake.log[0], logger=execution["logger"])
