@@ -86,15 +86,16 @@ def _last_epoch(lines: list[str]) -> tuple[int, int | None, float | None]:
 
 
 def read_runs(results: Path, now: float | None = None) -> list[RunProgress]:
-    """Every run folder under results/<dataset>/<experiment>/<method>/seed<N>/, sorted."""
-    folders = sorted(p for p in Path(results).glob("*/*/*/seed*") if p.is_dir())
-    return [read_run(folder / "train.log", now) for folder in folders]
+    """Every trained run under results/<dataset>/<experiment>/<method>/seed<N>/ that has started (has a train.log;
+    CRM folders have none), sorted."""
+    logs = sorted(Path(results).glob("*/*/*/seed*/train.log"))
+    return [read_run(log, now) for log in logs]
 
 
 def experiment_eta(runs: list[RunProgress]) -> str:
-    """Remaining epochs of the experiment's unfinished runs at their measured epoch time, shared out over the
-    runs training now; '?' until one of them has logged an epoch. Runs not yet started are counted with the
-    experiment's slowest measured epoch time."""
+    """Remaining epochs of the experiment's started, unfinished runs at their measured epoch time (the slowest
+    measured one for a run without an epoch yet), shared out over the runs training now; '?' until one of them has
+    logged an epoch. Runs not started yet (no train.log) are not counted: an ETA of what has started."""
     measured = [r.epoch_s for r in runs if r.epoch_s]
     totals = [r.total for r in runs if r.total]
     if not measured or not totals:
@@ -111,7 +112,7 @@ def summarise(results: Path, now: float | None = None) -> str:
     """One screen: a line per experiment (runs finished / training / other, ETA), then the runs in training."""
     runs = read_runs(results, now)
     if not runs:
-        return f"no run folders under {results}/<dataset>/<experiment>/<method>/seed<N>/ yet"
+        return f"no training run has started under {results}/<dataset>/<experiment>/<method>/seed<N>/ yet"
     by_experiment: dict[str, list[RunProgress]] = {}
     for run in runs:
         by_experiment.setdefault(run.experiment, []).append(run)

@@ -55,16 +55,18 @@ def test_summary_gives_epoch_per_run_and_eta_per_experiment(tmp_path):
     write_log(results / "c100/main/ce_t1/seed1", [epochs(1, 4, 10)], closing=None)         # training: 6 x 10 s
     write_log(results / "c100/main/haframe/seed0", [epochs(1, 2, 10)], closing=None)       # training: 8 x 10 s
     write_log(results / "c100/main/haframe/seed1", [epochs(1, 1, 10)], closing=None, age_s=3600)  # killed: 9 x 10 s
-    write_log(results / "c100/lt/ce/seed0", [epochs(1, 2, 2, epoch_s=5.0)])
-    (results / "c100/lt/ce/seed1").mkdir(parents=True)                                      # not started
+    write_log(results / "c100/lt/ce/seed0", [epochs(1, 1, 2, epoch_s=5.0)], closing=None, age_s=3600)
+    write_log(results / "c100/lt/ce/seed1", [], closing=None)                               # started, no epoch yet
+    (results / "c100/main/crm_t1/seed0").mkdir(parents=True)                                 # CRM: never trained
     text = summarise(results)
     rows = {line.split()[0]: line.split() for line in text.splitlines()[1:] if line and not line.startswith(" ")}
     assert rows["c100/main"] == ["c100/main", "1", "2", "1", "0:01:55"]  # (60 + 80 + 90) s over 2 runs training
-    assert rows["c100/lt"] == ["c100/lt", "1", "0", "1", "0:00:10"]  # the run not started: 2 epochs at 5 s
+    assert rows["c100/lt"] == ["c100/lt", "0", "1", "1", "0:00:15"]  # (1 + 2) epochs at 5 s, one run training
     runs = [line.split() for line in text.splitlines() if line.startswith("  ")]
     assert ["c100/main/ce_t1/seed1", "epoch", "4/10", "training"] in runs
     assert ["c100/main/haframe/seed1", "epoch", "1/10", "stopped"] in runs
-    assert ["c100/lt/ce/seed1", "epoch", "0/?", "waiting"] in runs
+    assert ["c100/lt/ce/seed1", "epoch", "0/?", "training"] in runs
+    assert not any(run[0].startswith("c100/main/crm_t1") for run in runs)
     assert not any(run[0] == "c100/main/ce_t1/seed0" for run in runs)  # finished runs are counted, not listed
 
 
@@ -78,7 +80,7 @@ def test_progress_tool_reads_the_logs_without_torch(tmp_path):
     assert probe.stdout.split()[-1] == "False"
     empty = subprocess.run([sys.executable, str(REPO / "tools" / "progress.py"), str(tmp_path / "nothing")],
                            capture_output=True, text=True)
-    assert "no run folders under" in empty.stdout
+    assert "no training run has started under" in empty.stdout
 
 
 def test_tensorboard_curves_write_event_files(tmp_path):
