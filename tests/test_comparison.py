@@ -6,7 +6,7 @@ import pytest
 
 from featgeom import published
 from featgeom.comparison import (COMPARED, NO_PUBLISHED, NOT_RUN, build_ablation, build_paper_vs_ours, compare,
-                                 intervals_overlap)
+                                 intervals_overlap, metric_label)
 from featgeom.config import ConfigError
 from featgeom.figures import paper_vs_ours_figure
 
@@ -142,7 +142,13 @@ def test_ablation_shows_table6_rows_beside_the_papers(cells):
     assert f"|  |  |  | ours | 77.50 ± 0.10 | {missing} | {missing} | **1.200 ± 0.020** | {missing} |" in lines
 
 
-def test_paper_vs_ours_figure_is_written(cells, tmp_path):
+def test_paper_vs_ours_figure_draws_one_panel_per_metric(cells, tmp_path):
     frame = compare(FIXED, published.numbers_of(cells, "cifar100"))
-    paper_vs_ours_figure(frame, tmp_path / "paper_vs_ours", title="cifar100")
+    fig = paper_vs_ours_figure(frame, tmp_path / "paper_vs_ours", title="cifar100")
     assert (tmp_path / "paper_vs_ours.png").read_bytes()[:4] == b"\x89PNG"
+    assert [ax.get_title() for ax in fig.axes] == [metric_label(m) for m in dict.fromkeys(frame.metric)]
+    top1 = fig.axes[0]
+    assert [t.get_text() for t in top1.get_xticklabels()] == list(frame[frame.metric == "top1"].method)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"paper (mean ± 95% CI)", "ours, overlaps the paper", "ours, does not overlap the paper"} <= set(legend)
+    assert fig._suptitle.get_text() == "cifar100"

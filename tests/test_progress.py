@@ -36,7 +36,8 @@ def write_log(folder: Path, attempts: list[list[str]], closing: str | None = "fi
 
 
 def epochs(first, last, total, epoch_s=10.0):
-    return [epoch_line({**RECORD, "epoch": e}, total, [0.1], 100, 1.0, epoch_s, total - e) for e in range(first, last + 1)]
+    return [epoch_line({**RECORD, "epoch": e}, total, [0.1], 100, 1.0, epoch_s, total - e)
+            for e in range(first, last + 1)]
 
 
 def test_a_run_reads_its_last_attempt(tmp_path):
@@ -44,7 +45,8 @@ def test_a_run_reads_its_last_attempt(tmp_path):
     write_log(run, [epochs(1, 3, 10), ["resumed from last_checkpoint.pt after epoch 3", *epochs(4, 5, 10)]],
               closing=None)
     progress = read_run(run / "train.log")
-    assert (progress.run, progress.epoch, progress.total, progress.epoch_s) == ("cifar100/main/haframe/seed0", 5, 10, 10)
+    assert progress.run == "cifar100/main/haframe/seed0"
+    assert (progress.epoch, progress.total, progress.epoch_s) == (5, 10, 10)
     assert progress.state == "training" and progress.experiment == "cifar100/main"
     assert read_run(tmp_path / "absent" / "a" / "b" / "seed1" / "train.log").state == "waiting"
 

@@ -229,6 +229,24 @@ def table_inputs(wildcards):
     return files
 
 
+def collapse_curve_files(wildcards):
+    """The collapse.json of every run with NC curves: each trained method's train.collapse_seeds."""
+    files = []
+    for name, exp in config["datasets"][wildcards.dataset]["experiments"].items():
+        for method in fg.trained_methods(exp):
+            seeds = fg.resolve_run(config, wildcards.dataset, name, method)["train"]["collapse_seeds"]
+            files += experiment_files(wildcards.dataset, name, "collapse.json", methods=[method], seeds=seeds)
+    return files
+
+
+def class_names_source(wildcards):
+    """{'names': the arrays holding the dataset's own class names} for in-memory datasets (CIFAR's meta names);
+    nothing for image folders, whose folder names are the names."""
+    if config["datasets"][wildcards.dataset]["source"]["kind"] in fg.IN_MEMORY_KINDS:
+        return {"names": f"results/{wildcards.dataset}/data/arrays.npz"}
+    return {}
+
+
 def compares_with_paper(dataset):
     """Datasets with a hierarchy experiment (a `main` table) and a published counterpart (`published:`) get the
     paper-vs-ours table, figure and ablation; without one, every cell would say "no published number"."""
