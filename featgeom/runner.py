@@ -6,6 +6,7 @@ results/{dataset}/{experiment}/{method}/seed{seed}/.
 from __future__ import annotations
 
 import dataclasses
+import os
 from functools import partial
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from featgeom.provenance import write_provenance
 from featgeom.run_guard import clear_forced, forced_since
 from featgeom.step import StepOptions
 from featgeom.train import (
-    CHECKPOINT_FORMAT, fit, load_best_checkpoint, predict, save_checkpoint, seed_everything,
+    fit, final_state, load_best_checkpoint, predict, save_checkpoint, seed_everything,
 )
 
 
@@ -77,7 +78,7 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
         if curves is not None:
             curves.close()
     model.load_state_dict(state.best_model)
-    write_run_outputs(model, loaders, state, spec, outputs, frame, str(device), lineage)
+    write_run_outputs(model, loaders, state, spec, outputs, frame, str(device), lineage, spec["train"]["epochs"])
     write_provenance(outputs["provenance"], {**spec, "seed": seed}, device=str(device),
                      extra={"applied": {"transforms": loaders["transforms"], "haframe_s_min": s_min,
                                         "step": dataclasses.asdict(options)},
@@ -86,8 +87,25 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     # Only now is every output written: a kill before this line reruns from the final epoch's
     # checkpoint (no epoch is retrained); after it the resume point would only go stale.
     clear_forced(run_dir)
-    if not keep_resume_point:
+    if keep_resume_point:
+        keep_as_resume_point(Path(outputs["checkpoint"]), resume_point)
+    else:
         resume_point.unlink()
+
+
+def keep_as_resume_point(best_checkpoint: Path, resume_point: Path) -> None:
+    """Make the kept final resume point the best-model checkpoint itself, a second name (hard link) of one file:
+    it holds the final FitState too (write_run_outputs), so a pack rerun resumes from it after Snakemake deleted
+    `checkpoint_best.pt`, and a run's folder holds one copy of its model, not two. Every write replaces a file by
+    a rename (featgeom.io.atomic_path), never in place, so neither name ever changes the other's content. Where
+    the file system has no hard links, the separate final checkpoint fit wrote stays."""
+    link = resume_point.with_name(f".{resume_point.name}.link")
+    link.unlink(missing_ok=True)
+    try:
+        os.link(best_checkpoint, link)
+    except OSError:
+        return
+    os.replace(link, resume_point)
 
 
 def reuses_final(run_dir: Path, resume_point: Path) -> bool:
@@ -160,12 +178,13 @@ COLLAPSE_CONVENTIONS = (
     "cone angles in degrees between each feature and its class mean")
 
 
-def write_run_outputs(model, loaders, state, spec, outputs, frame, device, lineage: dict) -> None:
+def write_run_outputs(model, loaders, state, spec, outputs, frame, device, lineage: dict, epochs: int) -> None:
+    """The run's outputs; `model` holds the best weights. The best-model checkpoint is also a final resume point
+    (final_state): `model` and `best_model` are the same tensors, which torch.save stores once."""
     logits, _, labels = predict(model, loaders["test"])
     write_npz(outputs["test_logits"], scores=logits.astype(np.float32), labels=labels.astype(np.int64))
-    save_checkpoint(outputs["checkpoint"], {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "spec": spec,
-                                            "frame": frame, "made_of": lineage, "best_epoch": state.best_epoch,
-                                            "best_val_top1": state.best_val})
+    save_checkpoint(outputs["checkpoint"], {**final_state(state, lineage, epochs), "model": state.best_model,
+                                            "spec": spec, "frame": frame, "best_val_top1": state.best_val})
     write_json(outputs["history"], {"epochs": state.history, "best_epoch": state.best_epoch,
                                     "best_val_top1": state.best_val, "device": device})
     write_json(outputs["collapse"], {"final": state.collapse_history[-1] if state.collapse_history else {},

@@ -148,8 +148,13 @@ def _is_final(checkpoint: dict) -> bool:
     return checkpoint.get("epoch") == checkpoint.get("epochs")
 
 
+def final_state(state: FitState, made_of: dict, epochs: int) -> dict:
+    """What a resume point holds once a run has trained every epoch: its FitState (best model included)."""
+    return {"format": CHECKPOINT_FORMAT, "made_of": made_of, "epochs": epochs, **state.__dict__}
+
+
 def _checkpoint_state(model, optimizer, state: FitState, made_of: dict, epochs: int) -> dict:
-    header = {"format": CHECKPOINT_FORMAT, "made_of": made_of, "epochs": epochs, **state.__dict__}
+    header = final_state(state, made_of, epochs)
     if _is_final(header):
         # A finished run never steps again: its FitState (best model included) is all a rerun needs. Packs
         # keep this checkpoint, so it must stay one model's size (ResNet-50: 136 MB, not 365 MB with the

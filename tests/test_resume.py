@@ -336,9 +336,15 @@ def test_a_pack_retrains_only_the_run_whose_folder_was_deleted(inputs, tmp_path,
         run_training(spec(), seed, inputs, run, keep_resume_point=True)
     first = {seed: np.load(run["test_logits"])["scores"].tobytes() for seed, run in runs.items()}
     kept = [saved_checkpoint(tmp_path / f"seed{seed}" / "last_checkpoint.pt") for seed in runs]
-    # A finished run's checkpoint holds its best model, not the current weights nor the momentum buffers.
-    assert all(state["epoch"] == 4 and "best_model" in state and not {"model", "optimizer"} & state.keys()
-               for state in kept)
+    # A finished run's resume point holds its best model, not the current weights nor the momentum buffers, and
+    # it is the best-model checkpoint itself (one file, two names): the folder holds one copy of the model.
+    assert all(state["epoch"] == 4 and "best_model" in state and "optimizer" not in state for state in kept)
+    for seed, run in runs.items():
+        assert (tmp_path / f"seed{seed}" / "last_checkpoint.pt").samefile(run["checkpoint"])
+    torch.save(kept[0]["best_model"], tmp_path / "model_alone.pt")
+    alone, checkpoint = (tmp_path / "model_alone.pt").stat().st_size, Path(runs[0]["checkpoint"]).stat().st_size
+    print(f"model alone {alone} B, best checkpoint = resume point {checkpoint} B")
+    assert checkpoint < 1.5 * alone  # the model stored once, not twice
 
     for path in (tmp_path / "seed1").iterdir():  # the user deletes seed 1's folder ...
         path.unlink()
