@@ -229,6 +229,7 @@ def _draw_muller_panel(ax, title, coords, labels, template_coords, class_names, 
         colour = colours[list(template_of_class).index(t)]
         ax.scatter(*template_coords[t], s=160, marker="*", color=colour, edgecolor="black", linewidths=0.8, zorder=3)
     _label_stars(ax, template_coords, template_names)
+    ax.margins(0.15)  # room for the labels of stars at the edge
     ax.set_title(title)
     ax.set_aspect("equal", adjustable="datalim")
 
@@ -293,7 +294,11 @@ def plot_nc_curves(curves, metrics, path_stem, log_metrics=("nc1",), banner=None
         for ax, metric in zip(row, metrics):
             for method, by_metric in by_method.items():
                 _draw_seed_band(ax, by_metric.get(metric, {}), method, colour[method])
-            if metric in log_metrics and ax.has_data():
+            if not ax.has_data():  # e.g. angular collapse: only runs with a hierarchy frame have it
+                ax.text(0.5, 0.5, "not measured in this experiment", ha="center", va="center", color="0.4",
+                        transform=ax.transAxes)
+                ax.set_yticks([])
+            elif metric in log_metrics:
                 ax.set_yscale("log")
             ax.set_title(f"{experiment}: {_METRIC_TITLES.get(metric, metric)}", fontsize=9)
             ax.set_xlabel("epoch")

@@ -178,6 +178,7 @@ def by_seed(*scales):
 def test_nc_curves_one_panel_per_experiment_and_metric_with_the_seeds_band(tmp_path):
     curves = {"main": {"ce_t1": by_seed(1.0, 1.2), "haframe": by_seed(0.5)},
               "coarse_fine": {"ce": by_seed(2.0)}}
+    curves["coarse_fine"]["ce"]["angular_collapse_mean"] = {0: []}  # no frame, no angular collapse
     metrics = ["nc1", "angular_collapse_mean", "nc3_self_duality"]
     fig = plots.plot_nc_curves(curves, metrics, tmp_path / "nc", banner="PILOT")
     assert_figure_files(tmp_path / "nc")
@@ -185,8 +186,9 @@ def test_nc_curves_one_panel_per_experiment_and_metric_with_the_seeds_band(tmp_p
     titles = [ax.get_title() for ax in fig.axes]
     assert [t.split(":")[0] for t in titles] == ["main"] * 3 + ["coarse_fine"] * 3
     assert titles[0] == "main: " + plots._METRIC_TITLES["nc1"]
-    assert [len(ax.lines) for ax in fig.axes] == [2, 2, 2, 1, 1, 1]  # methods of that experiment only
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2, 2, 1, 0, 1]  # methods of that experiment only
     assert [len(ax.collections) for ax in fig.axes] == [1, 1, 1, 0, 0, 0]  # the band of ce_t1's 2 seeds
+    assert [t.get_text() for t in fig.axes[4].texts] == ["not measured in this experiment"]
     band = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]
     assert band.max() == pytest.approx(1.2 * 10.0) and band.min() == pytest.approx(10.0 / 46)
     assert np.allclose(fig.axes[0].lines[0].get_ydata(), [1.1 * 10.0 / (e + 1) for e in range(0, 50, 5)])
