@@ -433,3 +433,15 @@ def test_runs_of_outputs_groups_a_pack_rules_files_by_run_folder():
     assert runs[1]["outputs"]["features"].endswith("seed2/features.npz") and "features" not in runs[0]["outputs"]
     with pytest.raises(ValueError, match="not a training run output"):
         runs_of_outputs(["results/d/e/m/seed2/probe.json"])
+
+
+def test_tensorboard_curves_change_nothing_a_run_computes(inputs, tmp_path):
+    """train.logger: tensorboard writes event files into the run folder, and nothing else of the run differs."""
+    pytest.importorskip("tensorboard", reason="the optional tensorboard extra is not installed")
+    plain, watched = outputs(tmp_path / "plain"), outputs(tmp_path / "watched")
+    run_training(spec(), 0, inputs, plain)
+    run_training(spec(), 0, inputs, watched, logger="tensorboard")
+    assert list((tmp_path / "watched" / "tensorboard").glob("events.out.tfevents.*"))
+    assert np.load(plain["test_logits"])["scores"].tobytes() == np.load(watched["test_logits"])["scores"].tobytes()
+    assert read_json(plain["provenance"])["made_of"] == read_json(watched["provenance"])["made_of"]
+    assert read_json(plain["provenance"])["config"] == read_json(watched["provenance"])["config"]
