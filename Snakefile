@@ -6,12 +6,17 @@ import os
 
 from snakemake.utils import min_version
 
+from featgeom.config_files import load_config_file
+
 min_version("9.0")
 
 
 # The papers' config is the default; `--configfile X` replaces it instead of being merged into it
 # (`--config key=value` still overrides single keys of whichever file is used).
+# Files given with --configfile were read by Snakemake before this line (a syntax error there: tools/check_config.py
+# names its line); the default one is read here first, so that a syntax error in it names file, line and column.
 if not workflow.overwrite_configfiles:
+    load_config_file(os.path.join(workflow.basedir, "config", "config.yaml"))
 
     configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 

@@ -105,8 +105,17 @@ def ablation(summary: pd.DataFrame, numbers: dict, steps: dict[int, str]) -> pd.
 # ----------------------------------------------------------------------------- cells of the renderings
 
 def interval_text(mean: float, ci: float, pm: str) -> str:
-    """'77.65 ± 0.2635' (the paper prints 2 decimals and a 4-decimal CI); one seed: '77.65 (1 seed)'."""
-    return f"{mean:.2f} (1 seed)" if math.isnan(ci) else f"{mean:.2f}{pm}{ci:.4f}"
+    """Mean and CI with the same decimals (DIGITS_RULE): '77.65 ± 0.26', '1.1100 ± 0.0018'; one seed: '77.65 (1 seed)'.
+    """
+    if math.isnan(ci):
+        return f"{mean:.2f} (1 seed)"
+    digits = shared_decimals(ci)
+    return f"{mean:.{digits}f}{pm}{ci:.{digits}f}"
+
+
+def shared_decimals(ci: float) -> int:
+    """At least 2 decimals, and as many as the CI needs for 2 significant digits (0.0018 would print 0.00)."""
+    return 2 if not ci > 0 else max(2, 1 - math.floor(math.log10(ci)))
 
 
 def overlap_text(row) -> str:
@@ -164,8 +173,10 @@ def heading(dataset: str, published_name: str | None, frame: pd.DataFrame) -> st
 
 
 _NOTE_PAPER = "Paper: mean ± 95% CI half-width as printed (5 runs). Ours: "
+DIGITS_RULE = ("Each mean is printed with the decimals of its CI: at least 2, and as many as the CI needs for 2 "
+               "significant digits (the CSV keeps full precision).")
 _NOTE_REST = ("; one seed gives a point, no interval. Ours − paper: difference of the means. Overlap: the intervals "
-              "[mean − CI, mean + CI] of paper and ours intersect.")
+              "[mean − CI, mean + CI] of paper and ours intersect. " + DIGITS_RULE)
 
 
 def footnotes(summary: pd.DataFrame, ddof: int, extra: str = "") -> tuple[str, str]:

@@ -25,7 +25,7 @@ DEFAULT_RESOURCES = {"runtime": 24 * 60, "mem_mb": 16000}
 DEFAULT_RUNS_PER_GPU = {"resnet32": 4, "resnet_cifar": 4, "wrn28_8": 3, "convnet_small": 8}
 # Train-block keys that set how fast a run goes, not what it computes: kept out of the run spec (and so out of
 # what made a checkpoint (featgeom.lineage) and Snakemake's params), so changing them neither reruns nor restarts a run.
-EXECUTION_KEYS = ("resources", "speed")
+EXECUTION_KEYS = ("resources", "speed", "logger")  # how a run executes or is watched, not what it computes
 # cudnn_benchmark is on, as in the reference (HAFrame's MBM/scripts/start_training.py sets cudnn.benchmark = True).
 DEFAULT_SPEED = {"channels_last": False, "compile": False, "cuda_graph": False, "cudnn_benchmark": True}
 # An image-folder run's job books one core per loader worker (train.num_workers: each decodes and augments one
@@ -184,7 +184,8 @@ def resolve_run(config, dataset, experiment, method):
 
 
 def resolve_execution(config, dataset, experiment, method) -> dict:
-    """How a run is executed (not what it computes): {'resources': runtime, mem_mb, runs_per_gpu; 'speed': ...}.
+    """How a run is executed (not what it computes): {'resources': runtime, mem_mb, runs_per_gpu; 'speed': ...;
+    'logger': none | tensorboard}.
 
     runs_per_gpu defaults per backbone (DEFAULT_RUNS_PER_GPU), else 1; runs_per_process defaults to the
     config's top-level `runs_per_process`, else 1.
@@ -195,7 +196,8 @@ def resolve_execution(config, dataset, experiment, method) -> dict:
     backbone = (spec.get("model") or {}).get("backbone")
     resources = {**DEFAULT_RESOURCES, "runs_per_gpu": DEFAULT_RUNS_PER_GPU.get(backbone, 1),
                  "runs_per_process": config.get("runs_per_process", 1), **train.get("resources", {})}
-    return {"resources": resources, "speed": {**DEFAULT_SPEED, **train.get("speed", {})}}
+    return {"resources": resources, "speed": {**DEFAULT_SPEED, **train.get("speed", {})},
+            "logger": train.get("logger", config.get("logger", "none"))}
 
 
 def booked_threads(config, dataset, experiment, method) -> int:
@@ -315,6 +317,7 @@ def check_config(config):
             _check_input_pipeline(f"{where}.methods.{method}", resolve_run(config, dataset, name, method), in_memory)
         for method in trained_methods(exp):
             _check_collapse_seeds(where, exp, method, resolve_run(config, dataset, name, method)["train"])
+            _check_logger(f"{where}.methods.{method}", resolve_execution(config, dataset, name, method)["logger"])
         if exp["kind"] != "hierarchy" and crm_methods(exp):
             raise ConfigError(f"{where}: CRM methods are only defined for kind 'hierarchy'")
         for method, spec in exp["methods"].items():
@@ -323,6 +326,14 @@ def check_config(config):
     for dataset, ds in config["datasets"].items():
         _check_hierarchy_keys(f"datasets.{dataset}.hierarchy", ds["hierarchy"])
         _check_figures(dataset, ds)
+
+
+def _check_logger(where, logger: str) -> None:
+    from featgeom.curves import INSTALL_HINT, tensorboard_installed
+
+    if logger == "tensorboard" and not tensorboard_installed():
+        raise ConfigError(f"{where}: train.logger is 'tensorboard' but the tensorboard package is not installed: "
+                          f"{INSTALL_HINT}, or drop train.logger")
 
 
 def _check_hierarchy_keys(where, hierarchy) -> None:

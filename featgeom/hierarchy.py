@@ -434,22 +434,27 @@ def read_distance_csv(path) -> tuple[list[str], np.ndarray]:
     if row_names != names:
         diff = [f"{r!r}!={c!r}" for r, c in zip(row_names, names) if r != c]
         raise HierarchyError(f"{path}: row names differ from header names: {', '.join(diff[:_MAX_NAMED])}")
-    D = _parse_int_matrix(path, [r[1:] for r in body])
+    D = _parse_int_matrix(path, names, [r[1:] for r in body])
     _check_distance_matrix(path, names, D)
     return names, D
 
 
-def _parse_int_matrix(path, cells) -> np.ndarray:
-    text = np.asarray(cells, dtype=str)
-    try:
-        values = text.astype(np.float64)
-    except ValueError as err:
-        raise HierarchyError(f"{path}: non-numeric distance ({err})") from None
+def _parse_int_matrix(path, names, cells) -> np.ndarray:
+    """The integer matrix of `cells`; the first cell that is no finite integer is named by line, column and classes."""
+    values = np.array([[_float_or_nan(c) for c in row] for row in cells], dtype=np.float64).reshape(len(names), -1)
     not_int = ~np.isfinite(values) | (values != np.round(values))
     if not_int.any():
         i, j = np.argwhere(not_int)[0]
-        raise HierarchyError(f"{path}: distance {text[i, j]!r} at row {i}, column {j} is not an integer")
+        raise HierarchyError(f"{path}: distance '{cells[i][j]}' at line {i + 2}, column {j + 2} (row {names[i]!r}, "
+                             f"column {names[j]!r}) is not an integer")
     return values.astype(np.int64)
+
+
+def _float_or_nan(cell: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        return float("nan")
 
 
 def _check_distance_matrix(path, names, D) -> None:

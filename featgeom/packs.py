@@ -62,7 +62,7 @@ def pack_workers(runs_per_gpu: int, n_runs: int, cuda: bool) -> int:
 
 
 def train_pack(specs: dict, runs: list[dict], inputs: dict, workers: int, threads: int = 1, speed=None,
-               log_path=None) -> None:
+               log_path=None, logger: str = "none") -> None:
     """Train `runs` ([{method, seed, outputs}]) with `workers` processes: this one and workers - 1 spawned ones.
     specs: {method: resolved run spec}; inputs: the pack rule's (see run_inputs).
 
@@ -71,15 +71,15 @@ def train_pack(specs: dict, runs: list[dict], inputs: dict, workers: int, thread
     """
     shares = [runs[i::workers] for i in range(workers)]
     context = multiprocessing.get_context("spawn")  # a fresh CUDA context per process; fork would share one
-    others = [context.Process(target=_worker, args=(specs, share, inputs, threads, speed, log_path), daemon=True)
-              for share in shares[1:] if share]
+    others = [context.Process(target=_worker, args=(specs, share, inputs, threads, speed, log_path, logger),
+                              daemon=True) for share in shares[1:] if share]
     failure = None
     # This process holds every run folder of the pack until all its workers have ended (they exit with it).
     with hold_run_folders(run["outputs"]["run_dir"] for run in runs):
         for process in others:
             process.start()
         try:
-            train_runs(specs, shares[0], inputs, threads, speed, log_path)
+            train_runs(specs, shares[0], inputs, threads, speed, log_path, logger)
         except Exception as err:  # let the other processes finish their runs first: their work is kept
             failure = err
         for process in others:
@@ -97,7 +97,7 @@ def _worker(*args) -> None:
     train_runs(*args)
 
 
-def train_runs(specs: dict, runs: list[dict], inputs: dict, threads: int, speed, log_path) -> None:
+def train_runs(specs: dict, runs: list[dict], inputs: dict, threads: int, speed, log_path, logger="none") -> None:
     """Train runs one after another in this process (every run is attempted; the first error is raised)."""
     failure = None
     for run in runs:
@@ -106,7 +106,7 @@ def train_runs(specs: dict, runs: list[dict], inputs: dict, threads: int, speed,
         try:
             with rule_log(rule, keep_in=run["outputs"]["run_dir"]) as log:
                 run_training(spec, run["seed"], own_inputs, run["outputs"], threads=threads, log=log, speed=speed,
-                             keep_resume_point=True)
+                             keep_resume_point=True, logger=logger)
                 if "features" in run["outputs"]:  # the model is trained here: no job of its own to reload it
                     dump_features(spec, run["seed"], {**own_inputs, "checkpoint": run["outputs"]["checkpoint"]},
                                   run["outputs"]["features"], threads=threads)

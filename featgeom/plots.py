@@ -25,21 +25,20 @@ _METRIC_TITLES = {
 # ----------------------------------------------------------------------------- saving
 
 def save_figure(fig, path_stem, dpi=150, banner=None):
-    """Write `<path_stem>.png` and `<path_stem>.pdf` atomically; return both paths.
+    """Write `<path_stem>.png` and `<path_stem>.pdf` atomically; return the figure (tests read what it draws).
 
-    `banner` (a pilot run's warning) is written across the top, so the figure cannot pass for a result.
+    `banner` (a pilot run's warning) is written across the top, so the figure cannot pass for a result. It is the
+    figure's suptitle, for which the constrained layout makes room above the panel titles.
     """
     if banner:
-        fig.suptitle(banner, color="red", fontweight="bold", y=1.02)
-    paths = []
+        fig.suptitle(banner, color="red", fontweight="bold")
     for ext in ("png", "pdf"):
         path = f"{path_stem}.{ext}"
         # A fixed (absent) PDF creation date keeps reruns byte-identical.
         metadata = {"CreationDate": None} if ext == "pdf" else None
         with atomic_path(path, suffix=f".{ext}") as tmp:
             fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight", metadata=metadata)
-        paths.append(path)
-    return paths
+    return fig
 
 
 def _panel_grid(n_panels, panel_size=4.0):
@@ -145,7 +144,7 @@ def _draw_tsne_panel(ax, title, emb, fine, coarse, colours, coarse_marker, fine_
 def plot_tsne_panels(panels, path_stem, fine_names=None, coarse_names=None, banner=None):
     """One panel per method: colour = fine class, marker + dashed 2σ ellipse = coarse class (MSC Figure 1).
 
-    panels: list of (title, emb [n, 2], fine labels [n], coarse labels [n]). Returns the written paths.
+    panels: list of (title, emb [n, 2], fine labels [n], coarse labels [n]). Returns the figure (saved).
     """
     fine_names, coarse_names = dict(fine_names or {}), dict(coarse_names or {})
     all_fine = np.concatenate([np.asarray(p[2]) for p in panels])
@@ -229,9 +228,23 @@ def _draw_muller_panel(ax, title, coords, labels, template_coords, class_names, 
     for t, name in enumerate(template_names):
         colour = colours[list(template_of_class).index(t)]
         ax.scatter(*template_coords[t], s=160, marker="*", color=colour, edgecolor="black", linewidths=0.8, zorder=3)
-        ax.annotate(name, template_coords[t], textcoords="offset points", xytext=(6, 6), fontsize=8)
+    _label_stars(ax, template_coords, template_names)
+    ax.margins(0.15)  # room for the labels of stars at the edge
     ax.set_title(title)
     ax.set_aspect("equal", adjustable="datalim")
+
+
+def _label_stars(ax, coords, names, distance_pt=12):
+    """Each star's name pushed away from the triangle's centre, so that close stars (a small triangle against
+    the features' spread, as with CE) get labels in different directions instead of on top of each other."""
+    centre = coords.mean(axis=0)
+    for point, name in zip(coords, names):
+        direction = point - centre
+        norm = np.linalg.norm(direction)
+        unit = direction / norm if norm > 0 else np.array([0.0, 1.0])
+        ax.annotate(name, point, textcoords="offset points", xytext=tuple(distance_pt * unit), fontsize=8,
+                    ha="left" if unit[0] >= 0 else "right", va="bottom" if unit[1] >= 0 else "top", zorder=4,
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.7})
 
 
 def plot_muller_panels(panels, path_stem, banner=None):
@@ -265,28 +278,47 @@ def _unique_legend_entries(axes):
 
 
 def plot_nc_curves(curves, metrics, path_stem, log_metrics=("nc1",), banner=None):
-    """One subplot per metric, one line per method; curves[method][metric] = [(epoch, value), ...].
+    """One row of panels per experiment, one panel per metric, one line per method: the mean over the seeds
+    measured (train.collapse_seeds), with their min-max band where there are several.
 
-    Typical metrics: ("nc1", "angular_collapse_mean", "nc3_self_duality"); those in log_metrics get a log y axis.
+    curves[experiment][method][metric] = {seed: [(epoch, value), ...]}. Typical metrics: ("nc1",
+    "angular_collapse_mean", "nc3_self_duality"); those in log_metrics get a log y axis.
     """
     from matplotlib import colormaps
-    palette = colormaps["tab10" if len(curves) <= 10 else "tab20"].colors
-    colour = {method: palette[i % len(palette)] for i, method in enumerate(curves)}  # same colour in every panel
-    fig, axes = _panel_grid(len(metrics))
-    for ax, metric in zip(axes, metrics):
-        for method, by_metric in curves.items():
-            points = sorted(by_metric.get(metric, []))
-            if points:
-                epochs, values = zip(*points)
-                ax.plot(epochs, values, marker="o", markersize=3, label=method, color=colour[method])
-        if metric in log_metrics:
-            ax.set_yscale("log")
-        ax.set_title(_METRIC_TITLES.get(metric, metric), fontsize=10)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    handles, names = _unique_legend_entries(axes)
+    methods = list(dict.fromkeys(m for by_method in curves.values() for m in by_method))
+    palette = colormaps["tab10" if len(methods) <= 10 else "tab20"].colors
+    colour = {method: palette[i % len(palette)] for i, method in enumerate(methods)}  # same colour in every panel
+    fig = Figure(figsize=(4.0 * len(metrics), 3.2 * len(curves) + 0.8), layout="constrained")
+    axes = fig.subplots(len(curves), len(metrics), squeeze=False)
+    for row, (experiment, by_method) in zip(axes, curves.items()):
+        for ax, metric in zip(row, metrics):
+            for method, by_metric in by_method.items():
+                _draw_seed_band(ax, by_metric.get(metric, {}), method, colour[method])
+            if not ax.has_data():  # e.g. angular collapse: only runs with a hierarchy frame have it
+                ax.text(0.5, 0.5, "not measured in this experiment", ha="center", va="center", color="0.4",
+                        transform=ax.transAxes)
+                ax.set_yticks([])
+            elif metric in log_metrics:
+                ax.set_yscale("log")
+            ax.set_title(f"{experiment}: {_METRIC_TITLES.get(metric, metric)}", fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+    handles, names = _unique_legend_entries(axes.ravel())
     fig.legend(handles, names, loc="outside lower center", ncol=min(max(len(names), 1), 5), frameon=False)
     return save_figure(fig, path_stem, banner=banner)
+
+
+def _draw_seed_band(ax, by_seed: dict, method: str, colour) -> None:
+    """Mean over seeds at the epochs every seed has; the min-max band of the seeds where there are several."""
+    series = [dict(points) for points in by_seed.values() if points]
+    if not series:
+        return
+    epochs = sorted(set.intersection(*(set(s) for s in series)))
+    values = np.array([[s[e] for e in epochs] for s in series])
+    label = method if len(series) == 1 else f"{method} (mean, band: {len(series)} seeds)"
+    ax.plot(epochs, values.mean(axis=0), marker="o", markersize=3, label=label, color=colour)
+    if len(series) > 1:
+        ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=colour, alpha=0.2, linewidth=0)
 
 
 # ----------------------------------------------------------------------------- paper vs ours
@@ -297,24 +329,37 @@ _OURS_STYLE = {True: {"color": "tab:blue", "label": "ours, overlaps the paper"},
                None: {"color": "tab:gray", "label": "ours, no published number"}}
 
 
-def _interval(ax, x, mean_ci, **style):
-    """A point with its 95% CI bar; a NaN CI (one seed) draws the point alone."""
+_CLIPPED_STYLE = {"marker": "x", "color": "black", "markersize": 6, "linestyle": "none",
+                  "label": "CI clipped at the metric's range"}
+
+
+def _interval(ax, x, mean_ci, value_range=(-np.inf, np.inf), **style):
+    """A point with its 95% CI bar, drawn only inside the metric's range (top-1 cannot leave 0-100, whatever
+    t(0.975, 1) x std gives with 2 seeds); an end cut there is marked with an x. A NaN CI (one seed) draws the
+    point alone."""
     mean, ci = mean_ci
-    ax.errorbar([x], [mean], yerr=None if np.isnan(ci) else [[ci], [ci]], capsize=3, linestyle="none",
-                markersize=5, **{"marker": "o", **style})
+    if np.isnan(ci):
+        ax.plot([x], [mean], linestyle="none", markersize=5, **{"marker": "o", **style})
+        return
+    low, high = max(mean - ci, value_range[0]), min(mean + ci, value_range[1])
+    ax.errorbar([x], [mean], yerr=[[mean - low], [high - mean]], capsize=3, linestyle="none", markersize=5,
+                **{"marker": "o", **style})
+    for end, cut in ((low, mean - ci < value_range[0]), (high, mean + ci > value_range[1])):
+        if cut:
+            ax.plot([x], [end], **_CLIPPED_STYLE)
 
 
 def plot_paper_vs_ours(panels, path_stem, title="", banner=None, offset=0.18):
     """One panel per metric; per method the paper's interval (left) beside ours (right), ours coloured by
     whether the two overlap. panels: [(metric title, [(method, paper (mean, ci) | None, ours (mean, ci) | None,
-    overlap True | False | None)])]."""
-    fig, axes = _panel_grid(len(panels), panel_size=max(3.5, 0.45 * max(len(e) for _, e in panels)))
-    for ax, (metric_title, entries) in zip(axes, panels):
+    overlap True | False | None)], (lowest, highest) value of the metric)]."""
+    fig, axes = _panel_grid(len(panels), panel_size=max(3.5, 0.45 * max(len(e) for _, e, _ in panels)))
+    for ax, (metric_title, entries, value_range) in zip(axes, panels):
         for x, (_, paper, ours, overlap) in enumerate(entries):
             if paper is not None:
-                _interval(ax, x - offset, paper, **_PAPER_STYLE)
+                _interval(ax, x - offset, paper, value_range, **_PAPER_STYLE)
             if ours is not None:
-                _interval(ax, x + offset, ours, **_OURS_STYLE[overlap])
+                _interval(ax, x + offset, ours, value_range, **_OURS_STYLE[overlap])
         ax.set_xticks(range(len(entries)), [method for method, *_ in entries], rotation=45, ha="right", fontsize=8)
         ax.set_xlim(-0.6, len(entries) - 0.4)
         ax.set_title(metric_title, fontsize=10)

@@ -6,6 +6,8 @@
 - A training job exits when its parent does (a watchdog thread): after `kill -9` of Snakemake, its local jobs
   would otherwise keep training, unseen, while the documented recovery starts new ones. Pack workers watch the
   pack job the same way.
+- The Snakemake main process holds an OS lock on `.snakemake/featgeom_main.lock` from the moment it reads the
+  Snakefile, so a second Snakemake on the same directory is told so at once, naming the first.
 - `mark_forced` tells the runs of a job that Snakemake forced (-F, -R, --forcerun) not to reuse their final
   checkpoints: the trainer cannot see why Snakemake started it, only Snakemake's main process knows.
 """
@@ -25,8 +27,17 @@ LOCK_FILE = "train.lock"
 FORCED_MARK = "forced_rerun"
 
 
+SNAKEMAKE_DIR = ".snakemake"
+DIRECTORY_LOCK = "featgeom_main.lock"
+_held_directory: int | None = None  # this process's descriptor of DIRECTORY_LOCK, once taken
+
+
 class RunFolderBusy(RuntimeError):
     """Another live process is training this run folder."""
+
+
+class DirectoryBusy(RuntimeError):
+    """Another live Snakemake main process runs in this working directory."""
 
 
 def _holder_text() -> str:
@@ -36,9 +47,9 @@ def _holder_text() -> str:
     return f"pid {os.getpid()} on {socket.gethostname()}{slurm}, since {since}"
 
 
-def _try_lock(run_dir) -> int | None:
+def _try_lock(run_dir, name: str = LOCK_FILE) -> int | None:
     """An open, flock-ed descriptor of run_dir's lock file, or None when another process holds it."""
-    path = Path(run_dir) / LOCK_FILE
+    path = Path(run_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -49,9 +60,9 @@ def _try_lock(run_dir) -> int | None:
     return fd
 
 
-def _holder(run_dir) -> str:
+def _holder(run_dir, name: str = LOCK_FILE) -> str:
     try:
-        return (Path(run_dir) / LOCK_FILE).read_text().strip() or "another process"
+        return (Path(run_dir) / name).read_text().strip() or "another process"
     except OSError:
         return "another process"
 
@@ -94,6 +105,33 @@ def busy_run_folders(run_dirs) -> list[str]:
         else:
             os.close(fd)
     return busy
+
+
+def hold_workflow_directory(warn_only: bool = False) -> int | None:
+    """Lock the working directory for this Snakemake main process (until it exits), or say who holds it.
+
+    Snakemake's own locks (.snakemake/locks) are plain files that a killed Snakemake leaves behind, so they cannot
+    tell a live holder from a dead one; its first words to a second Snakemake are an IncompleteFilesException that
+    advises --rerun-incomplete. This flock is released by the kernel when its holder dies. Raises DirectoryBusy
+    when another live Snakemake holds the directory; with `warn_only` (a dry run) prints that and returns None.
+    """
+    global _held_directory
+    if _held_directory is not None:  # the Snakefile read again in the same process
+        return _held_directory
+    fd = _try_lock(SNAKEMAKE_DIR, DIRECTORY_LOCK)
+    if fd is None:
+        message = (f"another Snakemake is running in this directory ({os.getcwd()}): "
+                   f"{_holder(SNAKEMAKE_DIR, DIRECTORY_LOCK)}. Two cannot run on one directory: wait for it to end, "
+                   "or stop it first; --rerun-incomplete or --unlock would not help and would break the running one. "
+                   "A progress summary: python tools/progress.py")
+        if not warn_only:
+            raise DirectoryBusy(message)
+        print(f"featgeom: {message} (this dry run sees its running jobs' outputs as incomplete)", file=sys.stderr)
+        return None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{_holder_text()}, running `{' '.join(sys.argv)}`\n".encode(), 0)
+    _held_directory = fd  # kept open, never closed: the lock lasts as long as this process
+    return fd
 
 
 def exit_with_parent(interval_s: float = 1.0) -> None:

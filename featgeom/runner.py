@@ -6,6 +6,7 @@ results/{dataset}/{experiment}/{method}/seed{seed}/.
 from __future__ import annotations
 
 import dataclasses
+import os
 from functools import partial
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from featgeom import collapse, frames
+from featgeom.curves import open_curves
 from featgeom.data.gpu_loader import InMemoryLoader
 from featgeom.config import DEFAULT_NUM_WORKERS, IN_MEMORY_KINDS, MAIN_PROCESS_CORES
 from featgeom.data.loaders import build_loaders, loader_workers
@@ -27,7 +29,7 @@ from featgeom.provenance import write_provenance
 from featgeom.run_guard import clear_forced, forced_since
 from featgeom.step import StepOptions
 from featgeom.train import (
-    CHECKPOINT_FORMAT, fit, load_best_checkpoint, predict, save_checkpoint, seed_everything,
+    fit, final_state, load_best_checkpoint, predict, save_checkpoint, seed_everything,
 )
 
 
@@ -40,10 +42,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: int = 1, log=None,
-                 speed: dict | None = None, keep_resume_point: bool = False) -> None:
+                 speed: dict | None = None, keep_resume_point: bool = False, logger: str = "none") -> None:
     """inputs: data (arrays .npz or image-folder manifest), distances, levels, s_min (HAFrame runs).
     outputs: run_dir, test_logits, checkpoint, history, collapse, provenance.
-    speed: the execution speed options (featgeom.config.resolve_execution); they do not change results.
+    speed, logger: the execution speed options and the curve writer (featgeom.config.resolve_execution,
+    featgeom.curves); they do not change results.
     keep_resume_point: keep the final checkpoint (runs trained in packs: a rerun of the pack then only
     re-evaluates this run instead of training it again, when featgeom.lineage.made_of is unchanged)."""
     set_main_threads(spec, threads, log)
@@ -69,10 +72,16 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     static_batches = isinstance(loaders["train"], InMemoryLoader)
     options = StepOptions.from_run(spec["train"], speed).applied(device, static_batches)
     torch.backends.cudnn.benchmark = options.cudnn_benchmark  # process-wide: a pack's next run sets its own
-    state = fit(model, loss_fn, optimizer, loaders, fit_settings(spec["train"], seed), resume_point, lineage,
-                measure_collapse=measure, log=log, options=options, reuse_final=reuses_final(run_dir, resume_point))
+    curves = open_curves(logger, run_dir)
+    try:
+        state = fit(model, loss_fn, optimizer, loaders, fit_settings(spec["train"], seed), resume_point, lineage,
+                    measure_collapse=measure, log=log, options=options, reuse_final=reuses_final(run_dir, resume_point),
+                    curves=curves)
+    finally:
+        if curves is not None:
+            curves.close()
     model.load_state_dict(state.best_model)
-    write_run_outputs(model, loaders, state, spec, outputs, frame, str(device), lineage)
+    write_run_outputs(model, loaders, state, spec, outputs, frame, str(device), lineage, spec["train"]["epochs"])
     write_provenance(outputs["provenance"], {**spec, "seed": seed}, device=str(device),
                      extra={"applied": {"transforms": loaders["transforms"], "haframe_s_min": s_min,
                                         "step": dataclasses.asdict(options)},
@@ -81,7 +90,9 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     # Only now is every output written: a kill before this line reruns from the final epoch's
     # checkpoint (no epoch is retrained); after it the resume point would only go stale.
     clear_forced(run_dir)
-    if not keep_resume_point:
+    if keep_resume_point:
+        keep_as_resume_point(Path(outputs["checkpoint"]), resume_point)
+    else:
         resume_point.unlink()
 
 
@@ -95,6 +106,21 @@ def set_main_threads(spec: dict, threads: int, log=None) -> None:
         print(f"loader: {workers} of the {wanted} workers of train.num_workers: this job got {threads} cores, "
               f"not the {wanted + MAIN_PROCESS_CORES} it booked (Snakemake's --cores, or a smaller SLURM allocation)",
               file=log, flush=True)
+
+
+def keep_as_resume_point(best_checkpoint: Path, resume_point: Path) -> None:
+    """Make the kept final resume point the best-model checkpoint itself, a second name (hard link) of one file:
+    it holds the final FitState too (write_run_outputs), so a pack rerun resumes from it after Snakemake deleted
+    `checkpoint_best.pt`, and a run's folder holds one copy of its model, not two. Every write replaces a file by
+    a rename (featgeom.io.atomic_path), never in place, so neither name ever changes the other's content. Where
+    the file system has no hard links, the separate final checkpoint fit wrote stays."""
+    link = resume_point.with_name(f".{resume_point.name}.link")
+    link.unlink(missing_ok=True)
+    try:
+        os.link(best_checkpoint, link)
+    except OSError:
+        return
+    os.replace(link, resume_point)
 
 
 def reuses_final(run_dir: Path, resume_point: Path) -> bool:
@@ -171,12 +197,13 @@ COLLAPSE_CONVENTIONS = (
     "cone angles in degrees between each feature and its class mean")
 
 
-def write_run_outputs(model, loaders, state, spec, outputs, frame, device, lineage: dict) -> None:
+def write_run_outputs(model, loaders, state, spec, outputs, frame, device, lineage: dict, epochs: int) -> None:
+    """The run's outputs; `model` holds the best weights. The best-model checkpoint is also a final resume point
+    (final_state): `model` and `best_model` are the same tensors, which torch.save stores once."""
     logits, _, labels = predict(model, loaders["test"])
     write_npz(outputs["test_logits"], scores=logits.astype(np.float32), labels=labels.astype(np.int64))
-    save_checkpoint(outputs["checkpoint"], {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "spec": spec,
-                                            "frame": frame, "made_of": lineage, "best_epoch": state.best_epoch,
-                                            "best_val_top1": state.best_val})
+    save_checkpoint(outputs["checkpoint"], {**final_state(state, lineage, epochs), "model": state.best_model,
+                                            "spec": spec, "frame": frame, "best_val_top1": state.best_val})
     write_json(outputs["history"], {"epochs": state.history, "best_epoch": state.best_epoch,
                                     "best_val_top1": state.best_val, "device": device})
     write_json(outputs["collapse"], {"final": state.collapse_history[-1] if state.collapse_history else {},
@@ -186,9 +213,9 @@ def write_run_outputs(model, loaders, state, spec, outputs, frame, device, linea
 def dump_features(spec: dict, seed: int, inputs: dict, features_path, threads: int = 1) -> None:
     """features.npz of the best checkpoint: train/test penultimate features, fine and coarse labels,
     and the classifier rows (+ bias) for Mueller projections."""
+    checkpoint = load_best_checkpoint(inputs["checkpoint"])  # first: a bad checkpoint is named before any work
     set_main_threads(spec, threads)
     device = resolve_device(spec["device"])
-    checkpoint = load_best_checkpoint(inputs["checkpoint"])
     levels = read_json(inputs["levels"])
     loaders, num_classes = build_loaders(spec, inputs["data"], levels, seed, device, threads, inputs.get("resized"))
     model = build_model(spec["model"], num_classes, checkpoint["frame"],

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import random
 import shutil
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from tqdm import tqdm
 
 from featgeom.io import atomic_path
 from featgeom.lineage import describe_changes
+from featgeom.progress import epoch_line
 from featgeom.step import StepOptions, TrainStep
 
 CHECKPOINT_FORMAT = 1
@@ -53,12 +56,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_one_epoch(step: TrainStep, loader, progress) -> dict:
+def train_one_epoch(step: TrainStep, loader, progress) -> tuple[dict, int]:
+    """The epoch's totals (train_loss, train_top1) and the number of training images it saw."""
     step.model.train()
     step.start_epoch()
+    seen = 0
     for images, labels in progress(loader):
         step(images, labels)
-    return step.totals()
+        seen += len(labels)
+    return step.totals(), seen
 
 
 @torch.no_grad()
@@ -142,8 +148,13 @@ def _is_final(checkpoint: dict) -> bool:
     return checkpoint.get("epoch") == checkpoint.get("epochs")
 
 
+def final_state(state: FitState, made_of: dict, epochs: int) -> dict:
+    """What a resume point holds once a run has trained every epoch: its FitState (best model included)."""
+    return {"format": CHECKPOINT_FORMAT, "made_of": made_of, "epochs": epochs, **state.__dict__}
+
+
 def _checkpoint_state(model, optimizer, state: FitState, made_of: dict, epochs: int) -> dict:
-    header = {"format": CHECKPOINT_FORMAT, "made_of": made_of, "epochs": epochs, **state.__dict__}
+    header = final_state(state, made_of, epochs)
     if _is_final(header):
         # A finished run never steps again: its FitState (best model included) is all a rerun needs. Packs
         # keep this checkpoint, so it must stay one model's size (ResNet-50: 136 MB, not 365 MB with the
@@ -162,13 +173,16 @@ def _restore(model, optimizer, checkpoint: dict) -> FitState:
 
 
 def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, made_of: dict,
-        measure_collapse=None, log=None, options: StepOptions = StepOptions(), reuse_final: bool = True) -> FitState:
+        measure_collapse=None, log=None, options: StepOptions = StepOptions(), reuse_final: bool = True,
+        curves=None) -> FitState:
     """Train for settings['epochs'], resuming from `checkpoint_path` when it was made by `made_of`.
 
     loaders: dict with 'train' (has set_epoch) and 'val'. measure_collapse(model) -> dict is called where
     HAFrame samples its collapse curves (`collapse_epochs`) and after the last epoch. `options` are the step
     options that apply on this device (StepOptions.applied). A checkpoint made by anything else is deleted and
     the run trains from scratch; so is a final one when not `reuse_final` (Snakemake forced this run).
+    `log` gets one line per epoch (featgeom.progress.epoch_line); `curves` (featgeom.curves), if any, each epoch's
+    numbers.
     """
     epochs = settings["epochs"]
     sampled = collapse_epochs(epochs, settings.get("collapse_every", 0))
@@ -186,10 +200,12 @@ def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, mad
     # Built after the restore: a graph-captured step binds the optimizer's (restored) momentum buffers.
     step = TrainStep(model, loss_fn, optimizer, options, next(model.parameters()).device)
     for epoch in range(state.epoch, epochs):
+        started = time.perf_counter()
         set_learning_rates(optimizer, lr_factor(settings.get("schedule", "cosine_per_epoch"), epoch, epochs))
         loaders["train"].set_epoch(epoch)
-        bar = _progress_bar(log, epoch, epochs)
-        record = {"epoch": epoch + 1, **train_one_epoch(step, loaders["train"], bar)}
+        totals, images = train_one_epoch(step, loaders["train"], _progress_bar(epoch, epochs))
+        record = {"epoch": epoch + 1, **totals}
+        train_s = time.perf_counter() - started  # totals() waited for the device
         logits, _, labels = predict(model, loaders["val"])
         record["val_top1"] = 100.0 * float((logits.argmax(1) == labels).mean())
         _update_best(model, state, record, settings.get("select", "best_val"))
@@ -198,7 +214,11 @@ def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, mad
         state.history.append(record)
         state.epoch = epoch + 1
         save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, state, made_of, epochs))
-        _say(log, "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        lrs = [group["lr"] for group in optimizer.param_groups]
+        epoch_s = time.perf_counter() - started
+        _say(log, epoch_line(record, epochs, lrs, images, train_s, epoch_s, epochs - epoch - 1))
+        if curves is not None:
+            curves.epoch(record, lrs, images / max(train_s, 1e-9))
     return state
 
 
@@ -221,10 +241,12 @@ def _update_best(model, state: FitState, record: dict, select: str) -> None:
         state.best_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _progress_bar(log, epoch, epochs):
+def _progress_bar(epoch, epochs):
+    # A bar only where someone watches it: the log files get one line per epoch (epoch_line), not a stream of
+    # carriage returns.
     def wrap(loader):
-        return tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", file=log, ascii=True,
-                    mininterval=10.0, disable=log is None, leave=True)
+        return tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", file=sys.stderr, ascii=True,
+                    mininterval=2.0, disable=not sys.stderr.isatty(), leave=False)
     return wrap
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from featgeom import published
 from featgeom.comparison import (COMPARED, NO_PUBLISHED, NOT_RUN, build_ablation, build_paper_vs_ours, compare,
-                                 intervals_overlap)
+                                 intervals_overlap, metric_label)
 from featgeom.config import ConfigError
 from featgeom.figures import paper_vs_ours_figure
 
@@ -115,12 +115,12 @@ def test_paper_vs_ours_on_fixed_numbers(cells):
     assert set(frame.method) == {"haframe", "ce_t1", "mine", "crm_t1", "flamingo_t1", "hafeature_t1", "ce_t2",
                                  "crm_t2", "flamingo_t2", "hafeature_t2", "haframe_noloss"}
     lines = markdown.splitlines()
-    assert ("| haframe | Type-II HAFrame (ours) | Top-1 (%) ↑ | 77.71 ± 0.2319 | 77.50 ± 0.1000 | -0.21 | yes |"
+    assert ("| haframe | Type-II HAFrame (ours) | Top-1 (%) ↑ | 77.71 ± 0.23 | 77.50 ± 0.10 | -0.21 | yes |"
             in lines)
-    assert "|  |  | HierDist@5 ↓ | 1.11 ± 0.0018 | 1.20 ± 0.0200 | +0.09 | **no** |" in lines
-    assert "| 77.65 ± 0.2635 | 77.00 (1 seed) | -0.65 | **no (ours: 1 seed, a point)** |" in markdown
-    assert "| mine |  | Top-1 (%) ↑ | no published number | 50.00 ± 1.0000 | – | – |" in lines
-    assert r"\textbf{no}" in latex and r"77.71 $\pm$ 0.2319" in latex and "Table(s) 3, 6" in markdown
+    assert "|  |  | HierDist@5 ↓ | 1.1100 ± 0.0018 | 1.200 ± 0.020 | +0.09 | **no** |" in lines
+    assert "| 77.65 ± 0.26 | 77.00 (1 seed) | -0.65 | **no (ours: 1 seed, a point)** |" in markdown
+    assert "| mine |  | Top-1 (%) ↑ | no published number | 50.00 ± 1.00 | – | – |" in lines
+    assert r"\textbf{no}" in latex and r"77.71 $\pm$ 0.23" in latex and "Table(s) 3, 6" in markdown
 
 
 def test_experiment_without_any_published_method_is_not_compared(cells):
@@ -145,13 +145,19 @@ def test_ablation_shows_table6_rows_beside_the_papers(cells):
     assert list(dict.fromkeys(frame.method)) == ["ce_t1", "ce_t2", "haframe_noloss", "haframe"]
     assert row(frame, "haframe_noloss", "top1").paper_mean == 77.30 and row(frame, "ce_t2", "top1").status == NOT_RUN
     lines = markdown.splitlines()
-    row3 = "| 3 | type-II, fixed HAFrame, α = 0 | haframe_noloss | paper (Table 6) | 77.30 ± 0.3798"
+    row3 = "| 3 | type-II, fixed HAFrame, α = 0 | haframe_noloss | paper (Table 6) | 77.30 ± 0.38"
     assert any(line.startswith(row3) for line in lines)
     missing = "no value in our runs"  # haframe runs but FIXED gives it two metrics only
-    assert f"|  |  |  | ours | 77.50 ± 0.1000 | {missing} | {missing} | **1.20 ± 0.0200** | {missing} |" in lines
+    assert f"|  |  |  | ours | 77.50 ± 0.10 | {missing} | {missing} | **1.200 ± 0.020** | {missing} |" in lines
 
 
-def test_paper_vs_ours_figure_is_written(cells, tmp_path):
+def test_paper_vs_ours_figure_draws_one_panel_per_metric(cells, tmp_path):
     frame = compare(FIXED, published.numbers_of(cells, "cifar100"))
-    paper_vs_ours_figure(frame, tmp_path / "paper_vs_ours", title="cifar100")
+    fig = paper_vs_ours_figure(frame, tmp_path / "paper_vs_ours", title="cifar100")
     assert (tmp_path / "paper_vs_ours.png").read_bytes()[:4] == b"\x89PNG"
+    assert [ax.get_title() for ax in fig.axes] == [metric_label(m) for m in dict.fromkeys(frame.metric)]
+    top1 = fig.axes[0]
+    assert [t.get_text() for t in top1.get_xticklabels()] == list(frame[frame.metric == "top1"].method)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"paper (mean ± 95% CI)", "ours, overlaps the paper", "ours, does not overlap the paper"} <= set(legend)
+    assert fig._suptitle.get_text() == "cifar100"

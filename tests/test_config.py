@@ -206,6 +206,26 @@ def test_execution_settings_stay_out_of_the_run_spec():
     assert execution["speed"] == {"channels_last": False, "compile": True, "cuda_graph": True, "cudnn_benchmark": True}
     assert execution["resources"]["runs_per_gpu"] == 2 and execution["resources"]["runtime"] == 5
     assert before["train"]["precision"] == "fp32"
+    assert execution["logger"] == "none"
+    config["logger"] = "tensorboard"  # the top-level default, then an experiment's own
+    assert resolve_execution(config, "synthetic", "main", "ce_t1")["logger"] == "tensorboard"
+    config["datasets"]["synthetic"]["experiments"]["main"]["train"]["logger"] = "none"
+    assert resolve_execution(config, "synthetic", "main", "ce_t1")["logger"] == "none"
+    assert resolve_run(config, "synthetic", "main", "ce_t1") == before
+
+
+def test_tensorboard_logger_without_the_package_is_refused_by_name(monkeypatch):
+    import featgeom.curves
+    monkeypatch.setattr(featgeom.curves, "tensorboard_installed", lambda: False)
+    config = tiny()
+    config["datasets"]["synthetic"]["experiments"]["main"]["train"]["logger"] = "tensorboard"
+    validate_schema(config, SCHEMA)
+    with pytest.raises(ConfigError, match=r"datasets\.synthetic\.experiments\.main\.methods\.\w+: train\.logger is "
+                                          r"'tensorboard' but the tensorboard package is not installed: pip install "
+                                          r"'featgeom\[tensorboard\]'"):
+        check_config(config)
+    with pytest.raises(RuntimeError, match="tensorboard package is not installed"):
+        featgeom.curves.open_curves("tensorboard", "unused")
 
 
 def test_runs_per_gpu_defaults_per_backbone_and_books_a_fitting_share():
@@ -274,3 +294,45 @@ def test_top_level_runs_per_process_is_every_experiments_default():
     assert [len(p["runs"]) for p in run_packs(config)] == [4, 4, 2]  # each experiment: one pack
     methods(config)["ce_t1"]["train"] = {"resources": {"runs_per_process": 1}}
     assert resolve_execution(config, "synthetic", "main", "ce_t1")["resources"]["runs_per_process"] == 1
+
+
+# --- config files: syntax errors name file, line and column (tools/check_config.py) -----------------------
+
+@pytest.mark.parametrize("text, where, problem", [
+    ("datasets:\n  x:\n\tsource: 1\n", "line 3, column 1", r"found character '\\t'.*a tab in the indentation"),
+    ("a: 1\n b: 2\n", "line 2, column 3", "mapping values are not allowed here"),
+    ("a: [1, 2\nb: 3\n", "line 2, column 2", "expected ',' or ']'"),
+])
+def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path, text, where, problem):
+    from featgeom.config_files import load_config_file
+    (tmp_path / "my.yaml").write_text(text)
+    with pytest.raises(ValueError, match=rf"my\.yaml, {where}: YAML syntax error: {problem}"):
+        load_config_file(tmp_path / "my.yaml")
+
+
+def test_a_config_file_must_be_a_mapping(tmp_path):
+    from featgeom.config_files import load_config_file
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ValueError, match=r"list\.yaml: a config file must map keys at its top level, found list"):
+        load_config_file(tmp_path / "list.yaml")
+    with pytest.raises(ValueError, match=r"absent\.yaml: cannot be read as a config file \(FileNotFoundError"):
+        load_config_file(tmp_path / "absent.yaml")
+
+
+def test_check_config_tool_merges_files_as_snakemake_and_names_the_broken_one(tmp_path):
+    import subprocess
+    import sys
+    repo = REPO
+    tool = [sys.executable, str(repo / "tools" / "check_config.py")]
+    pilot = subprocess.run([*tool, "config/config.yaml", "config/pilot.yaml"], cwd=repo, capture_output=True, text=True)
+    papers = load("config/config.yaml")["datasets"]
+    counts = f"{len(papers)} dataset(s), {sum(len(ds['experiments']) for ds in papers.values())} experiment(s)"
+    assert pilot.returncode == 0 and counts in pilot.stdout, pilot.stderr
+    (tmp_path / "typo.yaml").write_text("datasets:\n  synthetic:\n    experiments: {main: {seeds: two}}\n")
+    typo = subprocess.run([*tool, "config/demo.yaml", str(tmp_path / "typo.yaml")], cwd=repo, capture_output=True,
+                          text=True)
+    assert typo.returncode == 1 and "datasets.synthetic.experiments.main.seeds" in typo.stderr
+    (tmp_path / "broken.yaml").write_text("limits:\n  seeds: 1\n epochs: 1\n")
+    broken = subprocess.run([*tool, "config/config.yaml", str(tmp_path / "broken.yaml")], cwd=repo,
+                            capture_output=True, text=True)
+    assert broken.returncode == 1 and f"{tmp_path / 'broken.yaml'}, line 3, column" in broken.stderr

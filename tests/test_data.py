@@ -234,8 +234,20 @@ def test_md5_mismatch_names_file_and_both_sums(tmp_path):
 
 
 def test_missing_archive_without_download(tmp_path):
-    with pytest.raises(FileNotFoundError, match="place it there"):
+    with pytest.raises(FileNotFoundError, match=r"place it there, or set `source.download: true`"):
         cifar.prepare_cifar("cifar100", tmp_path)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.02])
+def test_truncated_archive_with_matching_md5_names_the_archive(tmp_path, keep):
+    files, _ = _cifar100_files(n_per_class=51)
+    archive = tmp_path / "cifar-100-python.tar.gz"
+    _write_tar(archive, files)
+    whole = archive.read_bytes()
+    archive.write_bytes(whole[:int(len(whole) * keep)])
+    with pytest.raises(ValueError, match=r"cifar-100-python\.tar\.gz: truncated or corrupt archive"):
+        cifar.prepare_cifar("cifar100", tmp_path, md5=_md5(archive))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar-100-python.tar.gz"]
 
 
 def test_offline_download_says_where_to_put_the_archive(tmp_path, monkeypatch):

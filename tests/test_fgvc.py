@@ -130,7 +130,8 @@ def test_md5_mismatch_names_the_archive(archive, tmp_path):
 
 
 def test_missing_archive_names_the_expected_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match=rf"{tmp_path}/{fgvc.FILENAME}: FGVC-Aircraft archive not found"):
+    expected = rf"{tmp_path}/{fgvc.FILENAME}: FGVC-Aircraft archive not found.*set `source.download: true`"
+    with pytest.raises(FileNotFoundError, match=expected):
         fgvc.prepare_fgvc_aircraft(tmp_path, tmp_path / "out")
 
 

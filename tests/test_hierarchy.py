@@ -142,8 +142,10 @@ def test_distance_csv_round_trip_plain_and_gz(tmp_path):
     ("class,a,b\na,0,1\nb,2,0\n", "not symmetric"),
     ("class,a,b\na,1,1\nb,1,0\n", "diagonal"),
     ("class,a,b\na,0,-1\nb,-1,0\n", "negative"),
-    ("class,a,b\na,0,1.5\nb,1.5,0\n", "not an integer"),
-    ("class,a,b\na,0,x\nb,x,0\n", "non-numeric"),
+    ("class,a,b\na,0,1.5\nb,1.5,0\n", r"distance '1\.5' at line 2, column 3 \(row 'a', column 'b'\) is not an integer"),
+    ("class,a,b\na,0,x\nb,x,0\n", r"distance 'x' at line 2, column 3 \(row 'a', column 'b'\) is not an integer"),
+    ("class,a,b\na,0,1\nb,nan,0\n", r"distance 'nan' at line 3, column 2 \(row 'b', column 'a'\) is not an integer"),
+    ("class,a,b\na,0,1\nb,1,\n", r"distance '' at line 3, column 3 \(row 'b', column 'b'\) is not an integer"),
 ])
 def test_malformed_distance_csv(tmp_path, text, message):
     path = write(tmp_path, "hier_bad_d.csv", text)

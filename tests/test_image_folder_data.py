@@ -89,6 +89,17 @@ def test_manifest_lists_files_in_image_folder_order(tmp_path):
         assert manifest["files"][split] == expected
 
 
+def test_hidden_folders_and_files_are_no_classes_or_images(tmp_path):
+    root = make_folder(tmp_path / "ds")
+    for hidden in (root / "val" / ".ipynb_checkpoints", root / "train" / "a1" / ".thumbs"):
+        hidden.mkdir()
+        Image.new("RGB", (8, 8)).save(hidden / "0.png")
+    Image.new("RGB", (8, 8)).save(root / "test" / "b1" / "._0.png")
+    manifest = verify_image_folder(root)
+    assert manifest["classes"] == CLASSES and manifest["counts"] == {"train": 9, "val": 6, "test": 6}
+    assert not any("/." in path for rows in manifest["files"].values() for path, _ in rows)
+
+
 def test_max_per_class_keeps_the_first_files_sorted_by_path(tmp_path):
     root = make_folder(tmp_path / "ds", per_split=(4, 3, 1))
     (root / "train" / "a1" / "3.png").unlink()

@@ -104,34 +104,140 @@ def assert_figure_files(stem):
     assert sorted(p.name for p in stem.parent.iterdir()) == sorted([png.name, pdf.name])  # no temp leftovers
 
 
-def test_tsne_panels_written(tmp_path):
+def drawn(fig):
+    """The figure laid out as saved, and a renderer to measure its texts with."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def overlapping(texts, renderer):
+    boxes = [t.get_window_extent(renderer) for t in texts if t.get_text()]
+    return [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+
+
+def legend_texts(fig):
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def test_tsne_panels_draw_one_panel_per_method_with_class_names(tmp_path):
     fine, coarse = hierarchy_labels(per_class=15)
-    indices, _, _ = plots.select_tsne_subset(fine, coarse, seed=0)
+    indices, _, chosen_fine = plots.select_tsne_subset(fine, coarse, seed=0)
     rng = np.random.default_rng(6)
     panels = [(title, rng.normal(size=(len(indices), 2)) + fine[indices, None], fine[indices], coarse[indices])
               for title in ("CE", "Hinge CE")]
-    plots.plot_tsne_panels(panels, tmp_path / "tsne", fine_names={0: "beaver"})
+    names = {int(f): f"fine-{f}" for f in chosen_fine}
+    fig = plots.plot_tsne_panels(panels, tmp_path / "tsne", fine_names=names, coarse_names={0: "mammals"},
+                                 banner="PILOT RUN (seeds<=1)")
     assert_figure_files(tmp_path / "tsne")
+    assert [ax.get_title() for ax in fig.axes] == ["CE", "Hinge CE"]
+    assert legend_texts(fig) == [names[int(f)] for f in sorted(chosen_fine)]
+    assert all(len(ax.collections) == 6 for ax in fig.axes)  # 3 coarse x 2 fine classes
+    assert_banner_clear_of_titles(fig)
 
 
-def test_muller_panels_written(tmp_path):
+def assert_banner_clear_of_titles(fig):
+    renderer = drawn(fig)
+    banner = fig._suptitle.get_window_extent(renderer)
+    for ax in fig.axes:
+        title = ax.title.get_window_extent(renderer)
+        assert title.y1 <= banner.y0, (ax.get_title(), title, banner)
+
+
+def test_muller_panels_label_every_star_without_overprinting(tmp_path):
     templates = simplex_etf(3, 6)
     rng = np.random.default_rng(7)
     labels = np.repeat(np.arange(3), 30)
-    features = templates[labels] + 0.1 * rng.normal(size=(90, 6))
-    panel = ("train", plots.muller_projection(features, templates), labels,
+    # features spread 20x wider than the templates' triangle (CE): the stars sit close together on the panel
+    features = 20 * templates[labels] + rng.normal(size=(90, 6))
+    panel = ("ce", plots.muller_projection(features, templates), labels,
              plots.muller_projection(templates, templates), ["beaver", "otter", "tench"])
-    plots.plot_muller_panels([panel, ("val", *panel[1:])], tmp_path / "muller")
+    fig = plots.plot_muller_panels([panel, ("haframe", *panel[1:])], tmp_path / "muller", banner="PILOT")
     assert_figure_files(tmp_path / "muller")
+    assert [ax.get_title() for ax in fig.axes] == ["ce", "haframe"]
+    assert legend_texts(fig) == ["beaver", "otter", "tench"]
+    renderer = drawn(fig)
+    for ax in fig.axes:
+        stars = [t for t in ax.texts if t.get_text() in ("beaver", "otter", "tench")]
+        assert len(stars) == 3 and not overlapping(stars, renderer)
+    assert_banner_clear_of_titles(fig)
 
 
-def test_nc_curves_written(tmp_path):
-    curves = {method: {"nc1": [(e, 10.0 / (e + 1 + i)) for e in range(0, 50, 5)],
-                       "angular_collapse_mean": [(e, 0.2 / (e + 1)) for e in range(0, 50, 5)],
-                       "nc3_self_duality": [(e, 1.0 / (e + 2)) for e in range(0, 50, 5)]}
-              for i, method in enumerate(["CE", "HAFrame"])}
-    plots.plot_nc_curves(curves, ["nc1", "angular_collapse_mean", "nc3_self_duality"], tmp_path / "nc")
+def nc_history(scale, epochs=range(0, 50, 5)):
+    return {"nc1": [(e, scale * 10.0 / (e + 1)) for e in epochs],
+            "angular_collapse_mean": [(e, scale * 0.2 / (e + 1)) for e in epochs],
+            "nc3_self_duality": [(e, scale / (e + 2)) for e in epochs]}
+
+
+def by_seed(*scales):
+    per_seed = [nc_history(s) for s in scales]
+    return {metric: {seed: h[metric] for seed, h in enumerate(per_seed)} for metric in per_seed[0]}
+
+
+def test_nc_curves_one_panel_per_experiment_and_metric_with_the_seeds_band(tmp_path):
+    curves = {"main": {"ce_t1": by_seed(1.0, 1.2), "haframe": by_seed(0.5)},
+              "coarse_fine": {"ce": by_seed(2.0)}}
+    curves["coarse_fine"]["ce"]["angular_collapse_mean"] = {0: []}  # no frame, no angular collapse
+    metrics = ["nc1", "angular_collapse_mean", "nc3_self_duality"]
+    fig = plots.plot_nc_curves(curves, metrics, tmp_path / "nc", banner="PILOT")
     assert_figure_files(tmp_path / "nc")
+    assert len(fig.axes) == 6
+    titles = [ax.get_title() for ax in fig.axes]
+    assert [t.split(":")[0] for t in titles] == ["main"] * 3 + ["coarse_fine"] * 3
+    assert titles[0] == "main: " + plots._METRIC_TITLES["nc1"]
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2, 2, 1, 0, 1]  # methods of that experiment only
+    assert [len(ax.collections) for ax in fig.axes] == [1, 1, 1, 0, 0, 0]  # the band of ce_t1's 2 seeds
+    assert [t.get_text() for t in fig.axes[4].texts] == ["not measured in this experiment"]
+    band = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]
+    assert band.max() == pytest.approx(1.2 * 10.0) and band.min() == pytest.approx(10.0 / 46)
+    assert np.allclose(fig.axes[0].lines[0].get_ydata(), [1.1 * 10.0 / (e + 1) for e in range(0, 50, 5)])
+    assert legend_texts(fig) == ["ce_t1 (mean, band: 2 seeds)", "haframe", "ce"]
+    assert fig.axes[0].get_yscale() == "log"
+    assert_banner_clear_of_titles(fig)
+
+
+def test_paper_vs_ours_clips_intervals_to_the_metric_range_and_marks_it(tmp_path):
+    entries = [("ce_t1", (77.65, 0.26), (60.0, 80.0), True), ("haframe", (77.71, 0.23), (99.0, 0.5), False),
+               ("mine", None, (50.0, np.nan), None)]
+    fig = plots.plot_paper_vs_ours([("Top-1 (%)", entries, (0.0, 100.0))], tmp_path / "pvo", title="cifar100",
+                                   banner="PILOT")
+    assert_figure_files(tmp_path / "pvo")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["ce_t1", "haframe", "mine"]
+    bar_ends = np.concatenate([c.get_segments()[0][:, 1] for c in ax.collections])
+    assert bar_ends.min() == pytest.approx(0.0) and bar_ends.max() == pytest.approx(100.0)  # not -20 .. 140
+    clipped = [line for line in ax.lines if line.get_marker() == "x"]
+    assert sorted(float(line.get_ydata()[0]) for line in clipped) == [0.0, 100.0]
+    assert "CI clipped at the metric's range" in legend_texts(fig)
+    assert fig._suptitle.get_text() == "PILOT\ncifar100"
+    assert_banner_clear_of_titles(fig)
+
+
+def test_cifar_codes_are_shown_by_the_datasets_own_names(tmp_path):
+    from featgeom.figures import _named, display_names
+    np.savez(tmp_path / "arrays.npz", class_names=np.array(["L5-0", "L5-1"]), coarse_names=np.array(["L4-0"]),
+             fine_label_names=np.array(["apple", "aquarium_fish"]), coarse_label_names=np.array(["fruit"]))
+    names = display_names(tmp_path / "arrays.npz")
+    assert names == {"L5-0": "apple", "L5-1": "aquarium_fish", "L4-0": "fruit"}
+    assert _named(["L5-1", "L4-0", "nat0001"], names) == ["aquarium_fish", "fruit", "nat0001"]
+    np.savez(tmp_path / "folders.npz", class_names=np.array(["a", "b"]))  # names are the codes: nothing to map
+    assert display_names(tmp_path / "folders.npz") == {} and display_names(None) == {}
+
+
+def test_nc_curves_are_read_per_experiment_method_and_seed(tmp_path):
+    from featgeom.figures import nc_curves
+    from featgeom.io import write_json
+    paths = []
+    for experiment, method, seed in (("main", "ce_t1", 0), ("main", "ce_t1", 1), ("lt", "ce", 0)):
+        path = tmp_path / "results" / "c100" / experiment / method / f"seed{seed}" / "collapse.json"
+        path.parent.mkdir(parents=True)
+        write_json(path, {"history": [{"epoch": 5, "nc1": 1.0 + seed}, {"epoch": 10, "nc1": 0.5 + seed}]})
+        paths.append(path)
+    curves = nc_curves(paths)
+    assert list(curves) == ["main", "lt"] and list(curves["main"]) == ["ce_t1"]
+    assert curves["main"]["ce_t1"]["nc1"] == {0: [(5, 1.0), (10, 0.5)], 1: [(5, 2.0), (10, 1.5)]}
+    assert curves["main"]["ce_t1"]["cone_angle_mean_deg"] == {0: [], 1: []}
 
 
 def test_nc_curves_put_raw_and_centred_self_duality_in_one_panel_and_say_which(tmp_path):
@@ -146,6 +252,6 @@ def test_nc_curves_put_raw_and_centred_self_duality_in_one_panel_and_say_which(t
         write_json(path, {"final": records[-1], "history": records})
         paths.append(path)
     curves = figures.nc_curves(paths)
-    assert curves["main/ce_t1"]["nc3_self_duality"] == [(6, 0.5)]
-    assert curves["main/haframe (NC3 on raw means)"]["nc3_self_duality"] == [(6, 0.1)]
-    assert curves["main/haframe (NC3 on raw means)"]["nc1"] == [(6, 1.0)]
+    assert curves["main"]["ce_t1"]["nc3_self_duality"] == {0: [(6, 0.5)]}
+    assert curves["main"]["haframe (NC3 on raw means)"]["nc3_self_duality"] == {0: [(6, 0.1)]}
+    assert curves["main"]["haframe (NC3 on raw means)"]["nc1"] == {0: [(6, 1.0)]}

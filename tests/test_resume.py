@@ -1,4 +1,5 @@
 """A killed training job, rerun, ends exactly where an uninterrupted one does (CPU)."""
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -108,10 +109,13 @@ def test_run_log_keeps_the_killed_attempt_and_the_resume(inputs, tmp_path, monke
     monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
     attempt()
     text = (tmp_path / "run" / RUN_LOG).read_text()
-    expected_in_order = ["==== attempt 1 started", "epoch=2 ", "==== attempt 1 failed", "==== attempt 2 started",
-                         "resumed from", "after epoch 2", "epoch=4 ", "==== attempt 2 finished"]
+    expected_in_order = ["==== attempt 1 started", "epoch 2/4 ", "==== attempt 1 failed", "==== attempt 2 started",
+                         "resumed from", "after epoch 2", "epoch 4/4 ", "==== attempt 2 finished"]
     positions = [text.find(s) for s in expected_in_order]
     assert -1 not in positions and positions == sorted(positions), text
+    # one line per epoch, no progress bar (not a terminal): what tools/progress.py reads
+    assert "\r" not in text and len(re.findall(r"^epoch \d/4  train_loss=\S+  train_top1=\S+  val_top1=\S+  lr=\S+  "
+                                               r"img/s=\d+  epoch_s=\S+  eta=\d+:\d\d:\d\d$", text, re.M)) == 4
 
 
 def counting_epochs(monkeypatch) -> list:
@@ -341,9 +345,15 @@ def test_a_pack_retrains_only_the_run_whose_folder_was_deleted(inputs, tmp_path,
         run_training(spec(), seed, inputs, run, keep_resume_point=True)
     first = {seed: np.load(run["test_logits"])["scores"].tobytes() for seed, run in runs.items()}
     kept = [saved_checkpoint(tmp_path / f"seed{seed}" / "last_checkpoint.pt") for seed in runs]
-    # A finished run's checkpoint holds its best model, not the current weights nor the momentum buffers.
-    assert all(state["epoch"] == 4 and "best_model" in state and not {"model", "optimizer"} & state.keys()
-               for state in kept)
+    # A finished run's resume point holds its best model, not the current weights nor the momentum buffers, and
+    # it is the best-model checkpoint itself (one file, two names): the folder holds one copy of the model.
+    assert all(state["epoch"] == 4 and "best_model" in state and "optimizer" not in state for state in kept)
+    for seed, run in runs.items():
+        assert (tmp_path / f"seed{seed}" / "last_checkpoint.pt").samefile(run["checkpoint"])
+    torch.save(kept[0]["best_model"], tmp_path / "model_alone.pt")
+    alone, checkpoint = (tmp_path / "model_alone.pt").stat().st_size, Path(runs[0]["checkpoint"]).stat().st_size
+    print(f"model alone {alone} B, best checkpoint = resume point {checkpoint} B")
+    assert checkpoint < 1.5 * alone  # the model stored once, not twice
 
     for path in (tmp_path / "seed1").iterdir():  # the user deletes seed 1's folder ...
         path.unlink()
@@ -411,7 +421,7 @@ def test_a_pack_trains_its_runs_in_two_processes_as_they_would_train_alone(input
         assert "==== attempt 1 finished" in (Path(run["outputs"]["run_dir"]) / RUN_LOG).read_text()
     provenance = read_json(runs[0]["outputs"]["provenance"])
     assert provenance["applied"]["haframe_s_min"] == find_s_min(distances, 2.0)
-    assert rule_log_path.read_text().count("epoch=4 ") == 2
+    assert rule_log_path.read_text().count("epoch 4/4 ") == 2
 
 
 def test_run_inputs_gives_each_method_its_own_model_inputs():
@@ -432,3 +442,15 @@ def test_runs_of_outputs_groups_a_pack_rules_files_by_run_folder():
     assert runs[1]["outputs"]["features"].endswith("seed2/features.npz") and "features" not in runs[0]["outputs"]
     with pytest.raises(ValueError, match="not a training run output"):
         runs_of_outputs(["results/d/e/m/seed2/probe.json"])
+
+
+def test_tensorboard_curves_change_nothing_a_run_computes(inputs, tmp_path):
+    """train.logger: tensorboard writes event files into the run folder, and nothing else of the run differs."""
+    pytest.importorskip("tensorboard", reason="the optional tensorboard extra is not installed")
+    plain, watched = outputs(tmp_path / "plain"), outputs(tmp_path / "watched")
+    run_training(spec(), 0, inputs, plain)
+    run_training(spec(), 0, inputs, watched, logger="tensorboard")
+    assert list((tmp_path / "watched" / "tensorboard").glob("events.out.tfevents.*"))
+    assert np.load(plain["test_logits"])["scores"].tobytes() == np.load(watched["test_logits"])["scores"].tobytes()
+    assert read_json(plain["provenance"])["made_of"] == read_json(watched["provenance"])["made_of"]
+    assert read_json(plain["provenance"])["config"] == read_json(watched["provenance"])["config"]

@@ -9,6 +9,21 @@ import pytest
 
 from featgeom.run_guard import RunFolderBusy, busy_run_folders, hold_run_folders
 
+HOLD_DIRECTORY = """
+import time
+from featgeom.run_guard import hold_workflow_directory
+hold_workflow_directory()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def hold_directory(workdir):
+    """A process holding `workdir` as a Snakemake main process does (the caller kills it)."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_DIRECTORY], cwd=workdir, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
 HOLD = """
 import sys, time
 from featgeom.run_guard import hold_run_folders
@@ -72,3 +87,24 @@ def test_a_trainer_exits_when_its_parent_is_killed(tmp_path):
     while _alive(int(child_pid)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(int(child_pid)), "the child kept running after its parent was killed"
+
+
+def test_a_second_snakemake_main_process_is_told_who_holds_the_directory(tmp_path, monkeypatch, capsys):
+    from featgeom import run_guard
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(run_guard, "_held_directory", None)
+    holder = hold_directory(tmp_path)
+    try:
+        with pytest.raises(run_guard.DirectoryBusy, match=rf"another Snakemake is running in this directory "
+                                                          rf"\({tmp_path}\): pid {holder.pid} on .* running `"):
+            run_guard.hold_workflow_directory()
+        assert run_guard.hold_workflow_directory(warn_only=True) is None  # a dry run goes on, warned
+        warned = capsys.readouterr().err
+        assert f"another Snakemake is running in this directory ({tmp_path}): pid {holder.pid}" in warned
+    finally:
+        holder.kill()
+        holder.wait()
+    fd = run_guard.hold_workflow_directory()  # the dead holder's lock is gone with it
+    assert run_guard.hold_workflow_directory() == fd  # the Snakefile read twice by one process keeps its lock
+    assert f"pid {os.getpid()} on " in (tmp_path / ".snakemake" / "featgeom_main.lock").read_text()
+    os.close(fd)

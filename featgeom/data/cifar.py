@@ -11,6 +11,7 @@ numpy only (no torch).
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import pickle
@@ -19,6 +20,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -86,24 +88,36 @@ def extract(archive, root) -> None:
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        members = tar.getmembers()
-        for member in members:
-            _check_member(member, archive)
-        staging = Path(tempfile.mkdtemp(prefix=".extract.", dir=root))
-        try:
+    staging = Path(tempfile.mkdtemp(prefix=".extract.", dir=root))
+    try:
+        _extract_checked(archive, staging)
+        for entry in staging.iterdir():
+            target = root / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            os.replace(entry, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _extract_checked(archive, staging: Path) -> None:
+    """Extract every (checked) member into `staging`; a truncated or non-tar file is named, not a bare EOFError.
+
+    A matching md5 does not prove the archive whole: an `md5:` override may have been computed on a broken copy.
+    """
+    try:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()
+            for member in members:
+                _check_member(member, archive)
             # The 'data' filter (Python >= 3.11.4) re-checks every member; our own check runs regardless.
             safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(staging, members=members, **safe)
-            for entry in staging.iterdir():
-                target = root / entry.name
-                if target.is_dir() and not target.is_symlink():
-                    shutil.rmtree(target)
-                elif target.exists() or target.is_symlink():
-                    target.unlink()
-                os.replace(entry, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+    except (EOFError, tarfile.ReadError, zlib.error, gzip.BadGzipFile) as err:
+        raise ValueError(f"{archive}: truncated or corrupt archive ({type(err).__name__}: {err}); "
+                         f"download it again") from err
 
 
 def _check_member(member: tarfile.TarInfo, archive) -> None:
@@ -237,7 +251,8 @@ def prepare_cifar(name: str, root, download: bool = False, md5: str | None = Non
     if not archive.exists():
         if not download:
             raise FileNotFoundError(f"{archive}: CIFAR archive not found; download {info['url']} "
-                                    f"and place it there, or pass download=True")
+                                    f"and place it there, "
+                                    f"or set `source.download: true` in this dataset's config")
         download_cifar(name, root)
     verify_md5(archive, md5 or info["md5"])
     extract(archive, root)

@@ -116,7 +116,8 @@ def prepare_fgvc_aircraft(root, out_dir, download: bool = False, md5: str | None
     if not archive.exists():
         if not download:
             raise FileNotFoundError(f"{archive}: FGVC-Aircraft archive not found; download {URL} "
-                                    f"and place it there, or pass download=True")
+                                    f"and place it there, "
+                                    f"or set `source.download: true` in this dataset's config")
         download_url(URL, archive)
     verify_md5(archive, md5 or MD5)
     leaves = load_paths_csv(HIERARCHY_CSV).leaves

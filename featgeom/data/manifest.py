@@ -95,7 +95,7 @@ def list_split(root, split: str) -> dict:
     folder = root / split
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is missing (expected {root}/{{train,val,test}}/<class>/)")
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not _hidden(p.name))
     return {cls: _class_images(root, folder / cls) for cls in classes}
 
 
@@ -110,8 +110,20 @@ def _nonempty_split(root: Path, split: str) -> dict:
 def _class_images(root: Path, folder: Path) -> list:
     # The walk of torchvision's make_dataset: directories sorted by path, files sorted by name.
     return [Path(dirpath, name).relative_to(root).as_posix()
-            for dirpath, _, names in sorted(os.walk(folder, followlinks=True))
-            for name in sorted(names) if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+            for dirpath, names in sorted(_visible_walk(folder))
+            for name in sorted(names) if Path(name).suffix.lower() in IMAGE_SUFFIXES and not _hidden(name)]
+
+
+def _visible_walk(folder: Path):
+    """(folder, file names) of `folder` and its subfolders, skipping hidden subfolders (e.g. .ipynb_checkpoints)."""
+    for dirpath, dirnames, names in os.walk(folder, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not _hidden(d)]
+        yield dirpath, names
+
+
+def _hidden(name: str) -> bool:
+    # What file managers, Jupyter (.ipynb_checkpoints) and macOS (._x.jpg, .DS_Store) leave behind is no data.
+    return name.startswith(".")
 
 
 def _check_same_classes(root: Path, listing: dict) -> None:

@@ -3,24 +3,24 @@
 import os
 from types import SimpleNamespace
 
-import yaml
-
 import featgeom.config as fg
+from featgeom.config_files import checked_config
 from featgeom.data.manifest import folder_listing
 from featgeom.hierarchy_stage import check_hierarchy_files
 from featgeom.io import update_json
 from featgeom.lineage import training_code_hash
 from featgeom.provenance import has_nvidia_gpu
-from featgeom.run_guard import RunFolderBusy, busy_message, busy_run_folders, mark_forced
-from featgeom.published import PUBLISHED_FILE, check_published_names, read_published
+from featgeom.run_guard import RunFolderBusy, busy_message, busy_run_folders, hold_workflow_directory, mark_forced
+from featgeom.published import PUBLISHED_FILE
+
+# Before Snakemake looks at incomplete files or its own locks: a second Snakemake on this directory is told so
+# plainly (SLURM job steps and local job subprocesses re-read this file; only the main process locks).
+if workflow.is_main_process:
+    hold_workflow_directory(warn_only=workflow.output_settings.dryrun)
 
 # Our validator instead of snakemake.utils.validate: it reports every error with its key path and
-# names misspelled keys ("did you mean"), where snakemake's stops at the first.
-with open(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")) as schema_file:
-    fg.validate_schema(config, yaml.safe_load(schema_file))
-config.update(fg.apply_limits(config))
-fg.check_config(config)
-check_published_names(config, read_published())
+# names misspelled keys ("did you mean"), where snakemake's stops at the first. tools/check_config.py runs the same.
+config.update(checked_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")))
 
 NEVER = "(?!x)x"  # a regex that matches nothing, for a dataset kind absent from the config
 
@@ -249,9 +249,28 @@ def table_inputs(wildcards):
     return files
 
 
+def collapse_curve_files(wildcards):
+    """The collapse.json of every run with NC curves: each trained method's train.collapse_seeds."""
+    files = []
+    for name, exp in config["datasets"][wildcards.dataset]["experiments"].items():
+        for method in fg.trained_methods(exp):
+            seeds = fg.resolve_run(config, wildcards.dataset, name, method)["train"]["collapse_seeds"]
+            files += experiment_files(wildcards.dataset, name, "collapse.json", methods=[method], seeds=seeds)
+    return files
+
+
+def class_names_source(wildcards):
+    """{'names': the arrays holding the dataset's own class names} for in-memory datasets (CIFAR's meta names);
+    nothing for image folders, whose folder names are the names."""
+    if config["datasets"][wildcards.dataset]["source"]["kind"] in fg.IN_MEMORY_KINDS:
+        return {"names": f"results/{wildcards.dataset}/data/arrays.npz"}
+    return {}
+
+
 def compares_with_paper(dataset):
-    """Datasets with a hierarchy experiment (a `main` table) get the paper-vs-ours table, figure and ablation."""
-    return "main" in fg.table_targets(config, dataset)
+    """Datasets with a hierarchy experiment (a `main` table) and a published counterpart (`published:`) get the
+    paper-vs-ours table, figure and ablation; without one, every cell would say "no published number"."""
+    return "main" in fg.table_targets(config, dataset) and bool(config["datasets"][dataset].get("published"))
 
 
 def published_name(wildcards):

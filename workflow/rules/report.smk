@@ -34,9 +34,7 @@ rule table:
 
 rule nc_curves:
     input:
-        collapse=lambda wc: [f for name, exp in config["datasets"][wc.dataset]["experiments"].items()
-                             for f in experiment_files(wc.dataset, name, "collapse.json",
-                                                       methods=fg.trained_methods(exp), seeds=[0])],
+        collapse=collapse_curve_files,
     output:
         png=report("results/{dataset}/figures/nc_curves.png", caption="../report/nc_curves.rst", category="{dataset}",
                    subcategory="figures", labels={"figure": "nc_curves"}),
@@ -56,6 +54,7 @@ rule nc_curves:
 
 rule tsne:
     input:
+        unpack(class_names_source),
         features=figure_features("tsne_experiment"),
         levels="results/{dataset}/hierarchy/levels.json",
     output:
@@ -79,6 +78,7 @@ rule tsne:
 
 rule muller:
     input:
+        unpack(class_names_source),
         features=figure_features("muller_experiment"),
         levels="results/{dataset}/hierarchy/levels.json",
     output:

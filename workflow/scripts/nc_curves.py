@@ -1,4 +1,5 @@
-"""Neural-collapse curves over epochs (seed 0), one line per experiment/method."""
+"""Neural-collapse curves over epochs: one panel per experiment and metric, one line per method (the mean of the
+seeds with curves, train.collapse_seeds, and their band where there are several)."""
 from pathlib import Path
 
 from featgeom.figures import plot_nc

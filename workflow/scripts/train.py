@@ -20,8 +20,9 @@ if snakemake.rule == "train":
     spec = snakemake.params.spec
     outputs = {**dict(snakemake.output.items()), "run_dir": snakemake.params.run_dir}
     with rule_log(snakemake, keep_in=snakemake.params.run_dir) as log, hold_run_folders([snakemake.params.run_dir]):
+        execution = execution_of(spec)
         run_training(spec, int(snakemake.wildcards.seed), dict(snakemake.input), outputs, threads=snakemake.threads,
-                     log=log, speed=execution_of(spec)["speed"])
+                     log=log, speed=execution["speed"], logger=execution["logger"])
 else:
     specs = snakemake.params.specs
     first = next(iter(specs.values()))
@@ -34,4 +35,4 @@ else:
     booked = max(booked_threads(snakemake.config, s["dataset"], s["experiment"], s["method"]) for s in specs.values())
     threads = max(1, min(booked, snakemake.threads // workers))
     train_pack(specs, runs, dict(snakemake.input), workers, threads=threads, speed=execution["speed"],
-               log_path=snakemake.log[0])
+               log_path=snakemake.log[0], logger=execution["logger"])
