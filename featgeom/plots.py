@@ -16,7 +16,8 @@ _METRIC_TITLES = {
     "nc1": "NC1  tr(Σ_W Σ_B⁺)/K",
     "angular_collapse_mean": "angular collapse  mean |cos − S|",
     "angular_collapse_std": "angular collapse  std(cos − S)",
-    "nc3_self_duality": "self-duality  ‖W/‖W‖ − M/‖M‖‖²  (M centred; raw for fixed frames)",
+    # ‖W/‖W‖ − M/‖M‖‖²; the legend marks the fixed-frame runs, whose M is the raw class means
+    "nc3_self_duality": "NC3 self-duality (centred means)",
     "nc2_maxangle_means": "NC2  mean |cos + 1/(K−1)|",
     "cone_angle_mean_deg": "cone angle (deg)",
 }
