@@ -19,6 +19,7 @@ from threading import BoundedSemaphore
 
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
+from featgeom.config import DEFAULT_STRETCH
 from featgeom.data.manifest import read_rgb, strict_decoding
 from featgeom.data.split_lists import (SHOW, SPLITS, TIERED_SPLITS, TIERED_SPLITS_SHA256, cap_per_class,
                                        check_classes_in_hierarchy, inat19_class_name, read_split_lists,
@@ -26,7 +27,6 @@ from featgeom.data.split_lists import (SHOW, SPLITS, TIERED_SPLITS, TIERED_SPLIT
 from featgeom.io import atomic_path, read_json, sha256_of, write_json, write_text
 
 STRETCH_MARKER = "stretch.json"
-DEFAULT_STRETCH = 224  # both papers trained on 224 x 224 stretched copies
 MISSING_SHOWN = 200  # missing images named in the error itself
 FALLBACK_QUALITY = 92  # ImageMagick's JPEG quality when it cannot estimate the input's
 # ImageMagick's resize filter: Mitchell when the image is enlarged (x_factor * y_factor > 1) or has a palette or
@@ -290,11 +290,13 @@ def split_zip(source: dict) -> tuple[Path, str | None]:
 def prepare_raw_dataset(source: dict, folder, leaves, max_per_class: int | None = None,
                         workers: int | None = None) -> dict:
     """Read and check the split lists (layout, classes in the hierarchy's `leaves`, no name twice), keep the first
-    `max_per_class` names of each class (the pilot's cap: only those need exist), and prepare `folder`."""
+    `max_per_class` names of each class (the pilot's cap: only those need exist), and prepare `folder`.
+    leaves None: no hierarchy to check against (a flat one)."""
     source_type, class_name = RAW_KINDS[source["kind"]]
     zip_path, sha256 = split_zip(source)
     splits = read_split_lists(zip_path, class_name, sha256)
-    check_classes_in_hierarchy(zip_path, splits, leaves)
+    if leaves is not None:
+        check_classes_in_hierarchy(zip_path, splits, leaves)
     counts = prepare_stretched(source_type(source["root"]), cap_per_class(splits, max_per_class), folder,
                                source.get("stretch", DEFAULT_STRETCH), sha256 or sha256_of(zip_path), workers)
     return {**counts, "splits": str(zip_path)}
