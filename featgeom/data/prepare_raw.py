@@ -256,18 +256,19 @@ def _stretch_all(todo: list, size: int, workers: int) -> list:
 
 def _read_in_order(todo: list):
     """(out, origin, bytes or None) of each job: files first (read later by a worker), then each tar's members
-    by offset."""
+    by offset, each tar opened once."""
     by_tar = {}
     for out, origin in todo:
         if isinstance(origin, FileOrigin):
             yield out, origin, None
         else:
-            by_tar.setdefault((origin.tar, origin.inner), []).append((out, origin))
-    for (tar_path, inner_name), jobs in sorted(by_tar.items(), key=lambda item: (str(item[0][0]), item[0][1] or "")):
+            by_tar.setdefault(origin.tar, {}).setdefault(origin.inner, []).append((out, origin))
+    for tar_path in sorted(by_tar):
         with tarfile.open(tar_path) as outer:
-            tar = tarfile.open(fileobj=outer.extractfile(inner_name)) if inner_name else outer
-            with tar:
-                for out, origin in sorted(jobs, key=lambda job: job[1].member.offset):
+            for inner_name in sorted(by_tar[tar_path], key=lambda name: name or ""):
+                jobs = sorted(by_tar[tar_path][inner_name], key=lambda job: job[1].member.offset)
+                tar = tarfile.open(fileobj=outer.extractfile(inner_name)) if inner_name else outer
+                for out, origin in jobs:
                     yield out, origin, tar.extractfile(origin.member).read()
 
 
