@@ -200,7 +200,7 @@ def test_missing_images_all_named_with_count_before_writing(tiered, tmp_path):
     _, zip_path, images = tiered
     del images["train/n01440764", "n01440764_2.JPEG"], images["val", "ILSVRC2012_val_00000003.JPEG"]
     root = _write_folders(tmp_path / "raw", images)
-    with pytest.raises(FileNotFoundError, match=r"2 of 14 images named by the split lists are missing") as err:
+    with pytest.raises(FileNotFoundError, match=r"2 of the 14 images to prepare \(named by the split lists\) are missing") as err:
         _prepare(root, zip_path, tmp_path / "out")
     assert "train/n01440764/n01440764_2.JPEG" in str(err.value)
     assert f"test/{WNIDS[0]}/ILSVRC2012_val_00000003.JPEG" not in str(err.value)  # val 3 is a val image of wnid 1
@@ -313,3 +313,16 @@ def test_raw_root_without_ilsvrc_files_is_named(tiered, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="empty holds neither train/ nor ILSVRC2012_img_train.tar"):
         _prepare(tmp_path / "empty", zip_path, tmp_path / "out")
+
+
+def test_finished_folder_needs_no_source_and_a_foreign_folder_is_refused(tiered, tmp_path):
+    _, zip_path, images = tiered
+    root = _write_tars(tmp_path / "tars", images)
+    out = tmp_path / "out"
+    _prepare(root, zip_path, out)
+    for tar in root.iterdir():
+        tar.unlink()
+    assert _prepare(root, zip_path, out)["kept"] == 14  # the raw files are gone: nothing left to read
+    (out / prepare_raw.STRETCH_MARKER).unlink()
+    with pytest.raises(ValueError, match=r"out holds train/val/test folders but no stretch.json"):
+        _prepare(root, zip_path, out)

@@ -189,14 +189,18 @@ def prepare_stretched(source, splits: dict, folder, size: int, splits_sha256: st
     missing source images (all named, with their count) or a folder prepared with other settings or split lists
     (`splits_sha256`: the split zip's); after the others are written, on undecodable sources (all named)."""
     folder = Path(folder)
+    settings = {"stretch": size, **SETTINGS, "splits_sha256": splits_sha256}
+    _check_marker(folder, settings)  # before trusting any image already there
     wanted = [(split, cls, name) for split in SPLITS for cls, names in splits[split].items() for name in names]
-    origins = source.origins(sorted({(cls, name) for _, cls, name in wanted}))
-    _check_found(source, wanted, origins, folder)
-    _claim_folder(folder, {"stretch": size, **SETTINGS, "splits_sha256": splits_sha256})
+    todo = [(split, cls, name) for split, cls, name in wanted if not (folder / split / cls / name).is_file()]
+    # only the images still to write need their source: a finished folder needs no tarball lookup again
+    origins = source.origins(sorted({(cls, name) for _, cls, name in todo})) if todo else {}
+    _check_found(source, todo, origins, folder)
+    if not (folder / STRETCH_MARKER).is_file():
+        write_json(folder / STRETCH_MARKER, settings)
     for leftover in folder.glob("*/*/.*.tmp"):  # atomic_path's temp files of a killed job
         leftover.unlink()
-    todo = [(folder / split / cls / name, origins[cls, name]) for split, cls, name in wanted
-            if not (folder / split / cls / name).is_file()]
+    todo = [(folder / split / cls / name, origins[cls, name]) for split, cls, name in todo]
     problems = _stretch_all(todo, size, workers or os.cpu_count())
     if problems:
         lines = [f"  {origin}: {why}" for origin, why in problems[:SHOW]]
@@ -207,7 +211,7 @@ def prepare_stretched(source, splits: dict, folder, size: int, splits_sha256: st
 
 
 def _check_found(source, wanted: list, origins: dict, folder: Path) -> None:
-    """All missing images in one error; past MISSING_SHOWN of them, the whole list goes to a file beside `folder`
+    """All missing images among `wanted` (those not yet prepared) in one error; past MISSING_SHOWN of them, the whole list goes to a file beside `folder`
     (a wrong root would otherwise print half a million lines)."""
     missing = sorted(f"{split}/{cls}/{name}" for split, cls, name in wanted if (cls, name) not in origins)
     if not missing:
@@ -217,18 +221,20 @@ def _check_found(source, wanted: list, origins: dict, folder: Path) -> None:
         listing = folder.parent / f"{folder.name}.missing.txt"
         write_text(listing, "\n".join(missing) + "\n")
         rest = f"\n  ... and {len(missing) - MISSING_SHOWN} more: all are listed in {listing}"
-    raise FileNotFoundError(f"{source.root}: {len(missing)} of {len(wanted)} images named by the split lists are "
-                            "missing (split/class/file):\n" + "\n".join(f"  {m}" for m in shown) + rest)
+    raise FileNotFoundError(f"{source.root}: {len(missing)} of the {len(wanted)} images to prepare (named by the "
+                            "split lists) are missing (split/class/file):\n" + "\n".join(f"  {m}" for m in shown) + rest)
 
 
-def _claim_folder(folder: Path, expected: dict) -> None:
-    """Record the size, settings and split lists in `folder`, or refuse a folder that holds images made otherwise."""
+def _check_marker(folder: Path, expected: dict) -> None:
+    """Refuse a folder whose images were made with another size, settings or split lists, or by something else
+    (class folders but no marker: the marker is written before the first image)."""
     marker = folder / STRETCH_MARKER
     if marker.is_file() and read_json(marker) != expected:
         raise ValueError(f"{folder} holds images prepared with {read_json(marker)}, not {expected}: "
                          "remove the folder (or point the dataset elsewhere) to prepare it again")
-    if not marker.is_file():
-        write_json(marker, expected)
+    if not marker.is_file() and any((folder / split).exists() for split in SPLITS):
+        raise ValueError(f"{folder} holds {'/'.join(SPLITS)} folders but no {STRETCH_MARKER}: not prepared by "
+                         "featgeom; remove it (or point the dataset elsewhere) to prepare it again")
 
 
 def _stretch_all(todo: list, size: int, workers: int) -> list:
