@@ -200,12 +200,23 @@ def test_missing_images_all_named_with_count_before_writing(tiered, tmp_path):
     _, zip_path, images = tiered
     del images["train/n01440764", "n01440764_2.JPEG"], images["val", "ILSVRC2012_val_00000003.JPEG"]
     root = _write_folders(tmp_path / "raw", images)
-    with pytest.raises(FileNotFoundError, match=r"2 of the 14 images to prepare \(named by the split lists\) are missing") as err:
+    expected = r"2 of the 14 images to prepare \(named by the split lists\) are missing"
+    with pytest.raises(FileNotFoundError, match=expected) as err:
         _prepare(root, zip_path, tmp_path / "out")
     assert "train/n01440764/n01440764_2.JPEG" in str(err.value)
     assert f"test/{WNIDS[0]}/ILSVRC2012_val_00000003.JPEG" not in str(err.value)  # val 3 is a val image of wnid 1
     assert "val/n01443537/ILSVRC2012_val_00000003.JPEG" in str(err.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_many_missing_images_are_all_listed_in_a_file(tiered, tmp_path, monkeypatch):
+    _, zip_path, _ = tiered
+    (tmp_path / "raw" / "train").mkdir(parents=True), (tmp_path / "raw" / "val").mkdir()
+    monkeypatch.setattr(prepare_raw, "MISSING_SHOWN", 3)
+    expected = r"(?s)14 of the 14 .*\.\.\. and 11 more: all are listed in .*out.missing.txt"
+    with pytest.raises(FileNotFoundError, match=expected):
+        _prepare(tmp_path / "raw", zip_path, tmp_path / "out")
+    assert len((tmp_path / "out.missing.txt").read_text().splitlines()) == 14 and not (tmp_path / "out").exists()
 
 
 def test_cap_needs_only_the_capped_images(tiered, tmp_path):
@@ -273,7 +284,7 @@ def test_changed_split_lists_refuse_the_old_folder(tiered, tmp_path):
         _prepare(root, _split_zip(tmp_path / "other.zip", lists), tmp_path / "out")
 
 
-def _inat_tree(root: Path) -> dict:
+def _inat_tree() -> tuple:
     """{member path: bytes} of a train_val2019 layout with two categories, and its split lists."""
     files, lists = {}, {split: {} for split in split_lists.SPLITS}
     for k, (category, supercategory) in enumerate(((7, "Plants"), (400, "Birds"))):
@@ -286,7 +297,7 @@ def _inat_tree(root: Path) -> dict:
 
 @pytest.mark.parametrize("packed", [False, True])
 def test_inat19_from_folder_or_tarball(tmp_path, packed):
-    files, lists = _inat_tree(tmp_path)
+    files, lists = _inat_tree()
     root = tmp_path / "raw"
     root.mkdir()
     if packed:

@@ -211,8 +211,8 @@ def prepare_stretched(source, splits: dict, folder, size: int, splits_sha256: st
 
 
 def _check_found(source, wanted: list, origins: dict, folder: Path) -> None:
-    """All missing images among `wanted` (those not yet prepared) in one error; past MISSING_SHOWN of them, the whole list goes to a file beside `folder`
-    (a wrong root would otherwise print half a million lines)."""
+    """All missing images among `wanted` (those not yet prepared) in one error; past MISSING_SHOWN of them, the
+    whole list goes to a file beside `folder` (a wrong root would otherwise print half a million lines)."""
     missing = sorted(f"{split}/{cls}/{name}" for split, cls, name in wanted if (cls, name) not in origins)
     if not missing:
         return
@@ -221,8 +221,9 @@ def _check_found(source, wanted: list, origins: dict, folder: Path) -> None:
         listing = folder.parent / f"{folder.name}.missing.txt"
         write_text(listing, "\n".join(missing) + "\n")
         rest = f"\n  ... and {len(missing) - MISSING_SHOWN} more: all are listed in {listing}"
+    lines = "\n".join(f"  {m}" for m in shown)
     raise FileNotFoundError(f"{source.root}: {len(missing)} of the {len(wanted)} images to prepare (named by the "
-                            "split lists) are missing (split/class/file):\n" + "\n".join(f"  {m}" for m in shown) + rest)
+                            f"split lists) are missing (split/class/file):\n{lines}{rest}")
 
 
 def _check_marker(folder: Path, expected: dict) -> None:
