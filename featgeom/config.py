@@ -13,6 +13,9 @@ import json
 
 TABLE_OF_KIND = {"hierarchy": "main", "coarse_fine": "coarse_fine", "longtail": "longtail"}
 IN_MEMORY_KINDS = ("synthetic", "cifar100", "cifar10")
+# Image folders prepared from raw ILSVRC-2012 / iNaturalist 2019 files and MBM's split lists (featgeom.data.prepare_raw)
+RAW_IMAGE_KINDS = ("tiered_imagenet_raw", "inaturalist19_raw")
+DEFAULT_STRETCH = 224  # both papers trained on 224 x 224 stretched copies (MBM README; HAFrame's *-224 paths)
 # Coarse labels (CIFAR-20 for CIFAR-100: the tree's level 4 = the pickle's coarse_labels).
 DEFAULT_COARSE_LEVEL = {"cifar100": 4, "synthetic": 1}
 # HAFrame's published input pipelines per image-folder recipe (MBM transforms.py): augment, size.
@@ -459,3 +462,9 @@ def experiments_of_table(config, dataset, table):
     """Experiments summarised by a table; the collapse table covers every experiment of the dataset."""
     return [n for ds, n, exp in experiments(config)
             if ds == dataset and table in ("collapse", TABLE_OF_KIND[exp["kind"]])]
+
+
+def stretched_folder(config, dataset: str) -> str:
+    """Where a raw-kind dataset's stretched copies go: named by the size, so two sizes never share a folder."""
+    stretch = config["datasets"][dataset]["source"].get("stretch", DEFAULT_STRETCH)
+    return f"results/{dataset}/data/stretch{stretch}"

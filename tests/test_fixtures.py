@@ -2,6 +2,7 @@
 import hashlib
 import subprocess
 import sys
+import tarfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from featgeom.data import cifar
+from featgeom.data import cifar, split_lists
 from featgeom.hierarchy import load_paths_csv
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,25 +34,25 @@ def test_every_file_written_and_checksums_listed(dataset_fixtures):
     sums = yaml.safe_load((dataset_fixtures / "checksums.yaml").read_text())
     assert sums == {"md5": {name: _digest(dataset_fixtures / path, "md5") for name, path in ARCHIVES.items()},
                     "sha256": {name: _digest(dataset_fixtures / path, "sha256") for name, path in WEIGHTS.items()}}
-    for dataset in ("inaturalist19", "tiered_imagenet"):
-        for split in ("train", "val", "test"):
-            assert (dataset_fixtures / "data" / dataset / split).is_dir()
+    for raw in ("ilsvrc2012/ILSVRC2012_img_train.tar", "ilsvrc2012/ILSVRC2012_img_val.tar",
+                "inaturalist2019/splits_inat19.zip"):
+        assert (dataset_fixtures / "data" / raw).is_file()
 
 
 def test_second_run_gives_identical_bytes(dataset_fixtures, tmp_path):
     subprocess.run([sys.executable, str(REPO / "tools" / "make_fixtures.py"), str(tmp_path)], check=True,
                    capture_output=True)
     first, second = _tree_digests(dataset_fixtures), _tree_digests(tmp_path)
-    assert len(first) > 4800
+    assert len(first) > 3000
     assert first == second
 
 
 def test_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
-    (tmp_path / "data" / "inaturalist19").mkdir(parents=True)
+    (tmp_path / "data" / "inaturalist2019").mkdir(parents=True)
     result = subprocess.run([sys.executable, str(REPO / "tools" / "make_fixtures.py"), str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "not a fixture folder" in result.stderr
-    assert list((tmp_path / "data").iterdir()) == [tmp_path / "data" / "inaturalist19"]
+    assert list((tmp_path / "data").iterdir()) == [tmp_path / "data" / "inaturalist2019"]
 
 
 def test_cifar100_fixture_has_the_official_layout_and_superclasses(dataset_fixtures, tmp_path):
@@ -85,16 +86,29 @@ def test_cifar10_fixture_loads(dataset_fixtures, tmp_path):
                                            "ship", "truck"]
 
 
-@pytest.mark.parametrize("dataset", ["inaturalist19", "tiered_imagenet"])
-def test_image_folder_fixtures_hold_every_hierarchy_leaf(dataset_fixtures, dataset):
-    leaves = load_paths_csv(HIERARCHIES / f"{dataset}_paths.csv").leaves
-    for split in ("train", "val", "test"):
-        folder = dataset_fixtures / "data" / dataset / split
-        assert sorted(p.name for p in folder.iterdir()) == leaves     # ImageFolder order = hierarchy order
-        images = sorted(folder.glob("*/*.jpg"))
-        assert len(images) == len(leaves)
-        with Image.open(images[0]) as img:
-            assert img.format == "JPEG" and img.size == (40, 40) and img.mode == "RGB"
+def test_ilsvrc_fixture_holds_the_first_two_listed_images_of_every_tiered_class(dataset_fixtures):
+    """The pilot caps at 2 images per class: the fixture holds exactly those of the shipped split lists."""
+    splits = split_lists.cap_per_class(split_lists.read_split_lists(split_lists.TIERED_SPLITS), 2)
+    root = dataset_fixtures / "data" / "ilsvrc2012"
+    with tarfile.open(root / "ILSVRC2012_img_train.tar") as outer:
+        inner_names = outer.getnames()
+        assert inner_names == [f"{wnid}.tar" for wnid in sorted(splits["train"])]
+        with tarfile.open(fileobj=outer.extractfile(inner_names[0])) as inner:
+            assert inner.getnames() == splits["train"]["n01440764"]
+            with Image.open(inner.extractfile(inner.getmembers()[0])) as img:
+                assert img.format == "JPEG" and img.size == (40, 30) and img.mode == "RGB"
+    with tarfile.open(root / "ILSVRC2012_img_val.tar") as val:
+        listed = sorted(n for s in ("val", "test") for names in splits[s].values() for n in names)
+        assert val.getnames() == listed
+
+
+def test_inat_fixture_is_named_by_its_split_zip(dataset_fixtures):
+    root = dataset_fixtures / "data" / "inaturalist2019"
+    splits = split_lists.read_split_lists(root / "splits_inat19.zip", split_lists.inat19_class_name)
+    leaves = load_paths_csv(HIERARCHIES / "inaturalist19_paths.csv").leaves
+    assert sorted(splits["train"]) == leaves
+    images = {(f"nat{int(p.parent.name):04d}", p.name) for p in (root / "train_val2019").glob("*/*/*.jpg")}
+    assert images == {(cls, n) for per_class in splits.values() for cls, names in per_class.items() for n in names}
 
 
 def _resnet50_keys():

@@ -7,8 +7,10 @@ writes under DIR/data/:
   cifar100/cifar-100-python.tar.gz         official pickle layout, official names and fine->coarse map
   cifar10/cifar-10-python.tar.gz           official pickle layout (5 train batches, test batch, meta)
   fgvc_aircraft/fgvc-aircraft-2013b.tar.gz official 2013b layout, the 100 variants, 20-px bottom banner
-  inaturalist19/{train,val,test}/<leaf>/   JPEGs, one folder per leaf of the published hierarchy
-  tiered_imagenet/{train,val,test}/<wnid>/ JPEGs, idem
+  ilsvrc2012/ILSVRC2012_img_{train,val}.tar official tarball layouts (train: a tar of <wnid>.tar), holding
+                                           the first images of each class of the shipped tieredImageNet-H lists
+  inaturalist2019/train_val2019/<super>/<id>/<hash>.jpg  every leaf of the published hierarchy, and
+  inaturalist2019/splits_inat19.zip        MBM's split-list layout, naming those images
   pretrained/moco_v2_800ep_pass.pth.tar    PASS MoCo-v2 checkpoint layout, random weights
   pretrained/resnet50-0676ba61.pth         torchvision resnet50 state dict, random weights
 and DIR/checksums.yaml (md5 of the three archives, sha256 of the two weight files, also printed).
@@ -28,6 +30,7 @@ import shutil
 import sys
 import tarfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +38,13 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from featgeom.data.split_lists import TIERED_SPLITS, TIERED_SPLITS_SHA256, cap_per_class, read_split_lists  # noqa: E402
 from featgeom.hierarchy import load_paths_csv  # noqa: E402
 
 HIERARCHIES = REPO / "featgeom" / "resources" / "hierarchies"
 HEADER = "# featgeom dataset fixture checksums (tools/make_fixtures.py)"
 SPLITS = ("train", "val", "test")
+RAW_WIDTH, RAW_HEIGHT = 40, 30  # raw ILSVRC / iNat fixture images: small, not square
 
 CIFAR100_FINE = [  # official `fine_label_names`, in label order
     "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
@@ -183,17 +188,68 @@ def make_fgvc_aircraft(data: Path, seed: int, per_variant: int, height: int = 48
     return path
 
 
-def make_image_folders(data: Path, dataset: str, seed: int, per_class: int, size: int = 40) -> Path:
-    names = sorted(load_paths_csv(HIERARCHIES / f"{dataset}_paths.csv").leaves)
-    rng = np.random.default_rng(seed + 30 + len(names))
-    for split in SPLITS:
-        labels = np.repeat(np.arange(len(names)), per_class)
-        images = tinted_images(rng, labels, len(names), size, size)
-        for k, (label, image) in enumerate(zip(labels, images)):
-            folder = data / dataset / split / names[label]
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{names[label]}_{split}_{k % per_class}.jpg").write_bytes(jpeg_bytes(image))
-    return data / dataset
+def tar_bytes(files: dict[str, bytes]) -> bytes:
+    """Deterministic flat .tar (the ILSVRC-2012 tarballs hold no folders): sorted, mtime 0, owner root:root."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name in sorted(files):
+            info = tarfile.TarInfo(name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "root", "root"
+            info.size, info.mode = len(files[name]), 0o644
+            tar.addfile(info, io.BytesIO(files[name]))
+    return buf.getvalue()
+
+
+def write_zip(path: Path, files: dict[str, str]) -> None:
+    """Deterministic zip: sorted members, all dated 1980-01-01."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), files[name])
+
+
+def raw_images(rng, n_classes: int, labels: list, width: int = RAW_WIDTH, height: int = RAW_HEIGHT) -> list:
+    """JPEG bytes of tinted noise, one per label: landscape, as most raw photos, so stretching changes them."""
+    return [jpeg_bytes(image) for image in tinted_images(rng, labels, n_classes, height, width)]
+
+
+def make_ilsvrc2012(data: Path, seed: int, per_class: int) -> Path:
+    """ILSVRC2012_img_train.tar (a tar of <wnid>.tar) and ILSVRC2012_img_val.tar (flat) holding the first
+    `per_class` names of each class in each split of the shipped tieredImageNet-H lists (the pilot's cap)."""
+    splits = cap_per_class(read_split_lists(TIERED_SPLITS, sha256=TIERED_SPLITS_SHA256), per_class)
+    wnids = sorted(splits["train"])
+    rng = np.random.default_rng(seed + 40)
+    train, val = {}, {}
+    for label, wnid in enumerate(wnids):
+        names = splits["train"][wnid]
+        train[f"{wnid}.tar"] = tar_bytes(dict(zip(names, raw_images(rng, len(wnids), [label] * len(names)))))
+        names = splits["val"][wnid] + splits["test"][wnid]
+        val.update(zip(names, raw_images(rng, len(wnids), [label] * len(names))))
+    root = data / "ilsvrc2012"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "ILSVRC2012_img_train.tar").write_bytes(tar_bytes(train))
+    (root / "ILSVRC2012_img_val.tar").write_bytes(tar_bytes(val))
+    return root
+
+
+def make_inaturalist2019(data: Path, seed: int, per_class: int) -> Path:
+    """train_val2019/<supercategory>/<category id>/<32 hex>.jpg for every leaf nat<id> of the shipped hierarchy,
+    and splits_inat19.zip in MBM's layout (splits_inat19/{train,val,test}/nat<id>.txt) listing them."""
+    paths = load_paths_csv(HIERARCHIES / "inaturalist19_paths.csv").paths
+    leaves = sorted(paths)
+    rng = np.random.default_rng(seed + 50)
+    root = data / "inaturalist2019"
+    lists = {}
+    for label, leaf in enumerate(leaves):
+        folder = root / "train_val2019" / paths[leaf][0].removeprefix("node_") / str(int(leaf[len("nat"):]))
+        folder.mkdir(parents=True, exist_ok=True)
+        for split in SPLITS:
+            names = [hashlib.md5(f"{leaf}/{split}/{k}".encode()).hexdigest() + ".jpg" for k in range(per_class)]
+            for name, image in zip(names, raw_images(rng, len(leaves), [label] * per_class)):
+                (folder / name).write_bytes(image)
+            lists[f"splits_inat19/{split}/{leaf}.txt"] = "".join(f"{name}\n" for name in sorted(names))
+    write_zip(root / "splits_inat19.zip", lists)
+    return root
 
 
 def _resnet50(seed: int, num_classes: int = 1000):
@@ -258,19 +314,20 @@ def _clear(out: Path, targets) -> None:
 
 
 def make_fixtures(out, seed: int = 0, train_per_class: int = 52, test_per_class: int = 2,
-                  cifar10_train_per_class: int = 502, fgvc_per_variant: int = 2, folder_per_class: int = 1) -> str:
+                  cifar10_train_per_class: int = 502, fgvc_per_variant: int = 2, tiered_per_class: int = 2,
+                  inat_per_class: int = 1) -> str:
     """Write every fixture under out/data/ and out/checksums.yaml; return the checksums YAML text."""
     out = Path(out)
     data = out / "data"
     _clear(out, [data / "cifar100" / "cifar-100-python.tar.gz", data / "cifar10" / "cifar-10-python.tar.gz",
-                 data / "fgvc_aircraft" / "fgvc-aircraft-2013b.tar.gz", data / "inaturalist19",
-                 data / "tiered_imagenet", data / "pretrained" / "moco_v2_800ep_pass.pth.tar",
+                 data / "fgvc_aircraft" / "fgvc-aircraft-2013b.tar.gz", data / "inaturalist2019",
+                 data / "ilsvrc2012", data / "pretrained" / "moco_v2_800ep_pass.pth.tar",
                  data / "pretrained" / "resnet50-0676ba61.pth"])
     md5 = {"cifar100": make_cifar100(data, seed, train_per_class, test_per_class),
            "cifar10": make_cifar10(data, seed, cifar10_train_per_class, test_per_class),
            "fgvc_aircraft": make_fgvc_aircraft(data, seed, fgvc_per_variant)}
-    for dataset in ("inaturalist19", "tiered_imagenet"):
-        make_image_folders(data, dataset, seed, folder_per_class)
+    make_ilsvrc2012(data, seed, tiered_per_class)
+    make_inaturalist2019(data, seed, inat_per_class)
     sha256 = {"moco_v2_800ep_pass": make_moco_pass(data, seed),
               "resnet50_imagenet1k_v1": make_resnet50_imagenet(data, seed)}
     lines = [HEADER, "md5:"]
@@ -292,12 +349,16 @@ def main(argv=None) -> None:
     parser.add_argument("--cifar10-train-per-class", type=int, default=502,
                         help="CIFAR-10 train images per class (featgeom holds out the last 500 as val)")
     parser.add_argument("--fgvc-per-variant", type=int, default=2, help="FGVC images per variant per split")
-    parser.add_argument("--folder-per-class", type=int, default=1,
-                        help="iNat19 / tieredImageNet images per class per split")
+    parser.add_argument("--tiered-per-class", type=int, default=2,
+                        help="ILSVRC-2012 images per tieredImageNet-H class per split: the first of the shipped "
+                             "lists, as many as the pilot's images_per_class (only those need exist)")
+    parser.add_argument("--inat-per-class", type=int, default=1,
+                        help="iNat 2019 images per class per split (the fixture's split zip lists exactly these)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     text = make_fixtures(args.dir, args.seed, args.train_per_class, args.test_per_class,
-                         args.cifar10_train_per_class, args.fgvc_per_variant, args.folder_per_class)
+                         args.cifar10_train_per_class, args.fgvc_per_variant, args.tiered_per_class,
+                         args.inat_per_class)
     print(text, end="")
     print(f"# written to {args.dir / 'data'} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
 

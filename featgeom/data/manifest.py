@@ -141,7 +141,7 @@ def _decode_all(root: Path, paths: list, workers: int | None) -> None:
     or start-up of the whole path list.
     """
     chunks = [paths[start:start + CHUNK] for start in range(0, len(paths), CHUNK)]
-    with _strict_decoding(), ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+    with strict_decoding(), ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
         problems = [problem for found in pool.map(partial(_chunk_problems, root), chunks) for problem in found]
     if problems:
         lines = [f"  {root / path}: {why}" for path, why in problems[:SHOW_BAD]]
@@ -186,7 +186,7 @@ def _decode_problem(path) -> str | None:
 
 
 @contextmanager
-def _strict_decoding():
+def strict_decoding():
     # With LOAD_TRUNCATED_IMAGES (a global some libraries set) PIL pads a truncated image with grey
     # instead of raising: turn it off while checking, then restore whatever the caller had.
     saved = ImageFile.LOAD_TRUNCATED_IMAGES

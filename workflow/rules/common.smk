@@ -83,6 +83,11 @@ def configured_hierarchy_files(dataset):
     return {key: repo_path(hierarchy[key]) for key in ("paths", "edges", "distances") if key in hierarchy}
 
 
+def tree_files(wildcards):
+    """The configured tree (paths CSV or edge list), without distances: the split classes are checked against it."""
+    return {k: v for k, v in configured_hierarchy_files(wildcards.dataset).items() if k != "distances"}
+
+
 def hierarchy_source_files(wildcards):
     """The hierarchy rule's inputs: the configured files, or the synthetic generator's tree."""
     files = configured_hierarchy_files(wildcards.dataset)

@@ -93,6 +93,34 @@ rule prepare_fgvc_aircraft:
         "../scripts/prepare_fgvc_aircraft.py"
 
 
+rule prepare_stretched_images:
+    # tieredImageNet-H / iNat19 as the papers trained on them: the images of MBM's split lists, from the raw
+    # ILSVRC-2012 / iNaturalist 2019 files, stretched to source.stretch (featgeom.data.prepare_raw), then the
+    # same verification and manifest as any image folder. The folder is named by the size: a new size is
+    # prepared afresh beside the old one, never mixed into it.
+    input:
+        unpack(tree_files),
+    output:
+        manifest="results/{dataset}/data/image_folder.json",
+        classes="results/{dataset}/data/classes.txt",
+    params:
+        source=lambda wc: config["datasets"][wc.dataset]["source"],
+        flat=lambda wc: config["datasets"][wc.dataset]["hierarchy"].get("flat", False),
+        images=lambda wc: fg.stretched_folder(config, wc.dataset),
+        max_per_class=fg.data_limits(config).get("images_per_class"),
+    wildcard_constraints:
+        dataset=datasets_of_kind(*fg.RAW_IMAGE_KINDS),
+    threads: config.get("threads_per_run", 1)
+    log:
+        "logs/{dataset}/data/prepare.log",
+    benchmark:
+        "results/{dataset}/benchmarks/prepare.tsv"
+    conda:
+        "../../envs/featgeom.yaml"
+    script:
+        "../scripts/prepare_stretched_images.py"
+
+
 rule fetch_imagenet_weights:
     # torchvision's ResNet-50 IMAGENET1K_V1 file, fetched once on the submitting node (compute nodes
     # are often offline) and checked against torchvision's sha256 prefix.
