@@ -340,6 +340,7 @@ def test_report_matches_brute_force_across_chunks(monkeypatch, random_problem):
                                    rel=1e-12, abs=1e-14)  # float32 input = its float64 copy
 
 
+@pytest.mark.slow
 def test_benchmark_small_runs_and_prints_both_forms():
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_collapse.py"
     done = subprocess.run([sys.executable, str(script), "--small"], capture_output=True, text=True, timeout=300)

@@ -89,6 +89,7 @@ def image_folder_project(tmp_path):
                                    "--directory", str(tmp_path / "work"), *args, "results/toy/hierarchy/class_order.txt")
 
 
+@pytest.mark.slow
 def test_a_changed_image_folder_is_verified_again(tmp_path):
     run = image_folder_project(tmp_path)
     run()
@@ -109,6 +110,7 @@ def test_a_changed_image_folder_is_verified_again(tmp_path):
     assert len(set(verified)) == len(verified)
 
 
+@pytest.mark.slow
 def test_a_class_folder_added_later_reaches_the_hierarchy(tmp_path):
     run = image_folder_project(tmp_path)
     run()
@@ -119,6 +121,7 @@ def test_a_class_folder_added_later_reaches_the_hierarchy(tmp_path):
     assert class_order.read_text().split() == [*CLASSES, "ten"]
 
 
+@pytest.mark.slow
 def test_a_stale_class_list_says_how_to_rebuild_it(tmp_path):
     write_paths_csv(tmp_path / "paths.csv", Hierarchy([("a", "a1"), ("a", "a2"), ("b", "b1"), ("b", "ten")]))
     with pytest.raises(HierarchyError) as error:
@@ -128,6 +131,7 @@ def test_a_stale_class_list_says_how_to_rebuild_it(tmp_path):
     assert "snakemake --forcerun results/toy/data/classes.txt" in message
 
 
+@pytest.mark.slow
 def test_a_crop_flip_run_reads_its_images_resized_once_and_says_how_many_workers_ran(tmp_path):
     """FGVC's recipe (crop_flip): rule resize_images makes the cache the run reads, and remakes it when an image
     changes; the job booked num_workers (default 4) + 1 cores, got 1 (--cores 1), and its log says what ran."""

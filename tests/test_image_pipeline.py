@@ -150,6 +150,7 @@ def test_a_bad_image_names_its_file_when_the_cache_is_written(folder, tmp_path):
     assert not (tmp_path / "r.npy").exists() and not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.slow
 def test_pipeline_benchmark_quick_prints_its_speedups_and_cores(tmp_path):
     """benchmarks/bench_image_pipeline.py --quick at tiny settings: its output format, not its timings."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_image_pipeline.py"

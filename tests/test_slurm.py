@@ -21,6 +21,7 @@ import featgeom.config as fg
 from test_workflow import REPO, SNAKEMAKE, snakemake
 
 TINY = REPO / "tests" / "data" / "tiny.yaml"
+pytestmark = pytest.mark.slow  # every test runs Snakemake
 PAPERS = REPO / "config" / "config.yaml"
 START, STOP = REPO / "tools" / "slurm" / "start-local-slurm.sh", REPO / "tools" / "slurm" / "stop-local-slurm.sh"
 # munged (user munge) reads its key there: not under pytest's root-only tmp folders

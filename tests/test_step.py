@@ -171,6 +171,7 @@ def test_graphs_apply_only_on_cuda_with_static_batches():
     assert StepOptions.from_run({"precision": "bf16"}, {"compile": True}) == StepOptions("bf16", False, True, False)
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_runs_small_on_cpu():
     """benchmarks/bench_train_gpu.py in its CPU-sized setting: every requested row measured, sharing included."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train_gpu.py"
@@ -187,6 +188,7 @@ def test_gpu_benchmark_runs_small_on_cpu():
     assert cuda_graph_row[-1] == "fp32", "on CPU the graph option does not apply, and the table must say so"
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_resnet50_image_folder_runs_small_on_cpu():
     """Table 3 of benchmarks/bench_train_gpu.py (ResNet-50 fed by the image-folder loader), CPU-sized: both rows."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train_gpu.py"

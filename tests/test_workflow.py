@@ -16,6 +16,7 @@ from featgeom.run_guard import hold_run_folders
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+pytestmark = pytest.mark.slow  # every test runs Snakemake
 
 
 def snakemake(*args, cwd=REPO, check=True):
