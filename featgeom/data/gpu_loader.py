@@ -16,9 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-# HAFrame util/data_loader.py (CIFAR-100) and LDAM-DRW cifar_train.py (CIFAR-10) statistics.
+# HAFrame util/data_loader.py CIFAR-100 statistics: the defaults of the loaders below (runs pass their own split's).
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)
-CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 
 
 def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[tuple, tuple]:
