@@ -1,6 +1,6 @@
 """Neural-collapse metrics (Papyan, Han & Donoho, PNAS 2020) plus HAFrame's angular collapse and MSC's cone radius.
 
-Conventions (see /work/shared/reference/msc.md §6 and haframe.md §6):
+Conventions (Papyan et al.; HAFrame `HAFrame/neural_collapse.py`; README "Neural-collapse conventions"):
 * H [N, d] penultimate features, labels [N] in 0..K-1, W [K, d] classifier rows, predictions [N] network argmax.
 * The global mean is the **sample mean** of H (sample-weighted, as tding1/Neural-Collapse). rhubarbwu/neural-collapse
   defaults to the unweighted mean of class means instead; the two differ on long-tail data.

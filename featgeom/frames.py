@@ -1,7 +1,6 @@
 """Fixed classifier frames: the hierarchy-aware frame (HAFrame) and the simplex ETF.
 
-HAFrame follows the official code (ltong1130ztr/HAFrame:HAFrame/solve_HAF.py, see
-reference/haframe.md section 1) step by step:
+HAFrame follows the official code (ltong1130ztr/HAFrame:HAFrame/solve_HAF.py) step by step:
   S = (1 - s_min) exp(-gamma D / max D) + s_min,
   s_min = the most negative point of a 100-point grid on [-1/(K-1), -1] for which S is PSD,
   W = (Q diag(sqrt(w)) V^T)^T with S = V diag(w) V^T and Q a random orthonormal num_features x K.

@@ -3,7 +3,7 @@
 A `Hierarchy` stores, for each leaf, its path from the top level down to the leaf (node names, the
 implicit root excluded). Depths may differ between leaves (tieredImageNet-H is ragged).
 
-Distance semantics (as in HAFrame / MBM / CRM, see reference/haframe.md section 5): the distance
+Distance semantics (as in HAFrame / MBM / CRM: MBM `better_mistakes/trees.py`): the distance
 between two leaves is the height of their lowest common ancestor (LCA) counted from the leaves:
 0 to itself, 1 for siblings, and in general the longest downward path from the LCA to any leaf below
 it (nltk `lca.height() - 1`). For balanced trees this is H - depth(LCA).

@@ -1,7 +1,7 @@
 """Flat and hierarchical test metrics, as computed by the HAFrame / MBM / CRM evaluation code.
 
-Conventions (reference/haframe.md section 6): `scores` [N, K] higher = better (logits, softmax, or
--risk for CRM); `labels` [N] int class indices; `D` [K, K] leaf distances in the same class order.
+Conventions (HAFrame `MBM/scripts/start_testing.py`, `crm_eval.py`): `scores` [N, K] higher = better (logits,
+softmax, or -risk for CRM); `labels` [N] int class indices; `D` [K, K] leaf distances in the same class order.
 Ties between equal scores are broken by the lower class index (stable sort). numpy only.
 """
 from __future__ import annotations
