@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from featgeom import collapse, frames
+from featgeom.checkpoint import final_state, load_best_checkpoint, save_checkpoint
+from featgeom.config import DEFAULT_NUM_WORKERS, IN_MEMORY_KINDS, MAIN_PROCESS_CORES
 from featgeom.curves import open_curves
 from featgeom.data.gpu_loader import InMemoryLoader
-from featgeom.config import DEFAULT_NUM_WORKERS, IN_MEMORY_KINDS, MAIN_PROCESS_CORES
 from featgeom.data.loaders import build_loaders, loader_workers
 from featgeom.hierarchy import read_distance_csv
 from featgeom.hierarchy_stage import level_table_of
@@ -28,9 +29,7 @@ from featgeom.models.backbones import build_backbone
 from featgeom.provenance import write_provenance
 from featgeom.run_guard import clear_forced, forced_since
 from featgeom.step import StepOptions
-from featgeom.train import (
-    fit, final_state, load_best_checkpoint, predict, save_checkpoint, seed_everything,
-)
+from featgeom.train import fit, predict, seed_everything
 
 
 def resolve_device(name: str) -> torch.device:

@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from featgeom.io import atomic_path
-from featgeom.lineage import describe_changes
+from featgeom.checkpoint import FitState, checkpoint_state, is_final, load_checkpoint, restore, save_checkpoint
 from featgeom.progress import epoch_line
 from featgeom.step import StepOptions, TrainStep
-
-CHECKPOINT_FORMAT = 1
 
 
 def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
@@ -80,98 +74,6 @@ def predict(model, loader):
     return torch.cat(logits).numpy(), torch.cat(features).numpy(), torch.cat(labels).numpy()
 
 
-def save_checkpoint(path, state: dict) -> None:
-    try:
-        with atomic_path(path, suffix=".pt") as tmp:
-            torch.save(state, tmp)
-    except RuntimeError as err:
-        # torch's zip writer reports a full disk or quota as "unexpected pos" or "file write failed", never as
-        # ENOSPC; the previous checkpoint is still in place (atomic_path), so the run resumes once there is room.
-        free_mib = shutil.disk_usage(Path(path).parent).free / 2**20
-        raise OSError(f"cannot write checkpoint {path} ({err}); {free_mib:.0f} MiB are free on its file system: "
-                      "a full disk or quota is the usual cause. Free space and rerun: the run resumes from its "
-                      "last complete checkpoint") from err
-
-
-def read_torch_file(path, what: str, remedy: str, weights_only: bool = False):
-    """torch.load onto the CPU; a file that cannot be read becomes a ValueError naming it and the fix.
-
-    torch raises bare errors that do not name the file for truncated/garbled files (RuntimeError from
-    the zip reader, OSError [Errno 22], EOFError, UnpicklingError), and in a pipeline of hundreds of
-    runs the message must say which file is broken.
-    """
-    try:
-        return torch.load(path, map_location="cpu", weights_only=weights_only)
-    except Exception as err:
-        raise ValueError(f"{what} {path} cannot be read ({type(err).__name__}: {err}); {remedy}") from err
-
-
-def load_checkpoint(path, made_of: dict) -> tuple[dict | None, str | None]:
-    """(checkpoint, None) when `path` was made by exactly `made_of` (featgeom.lineage), else (None, what changed).
-
-    A checkpoint that cannot be read, or is not featgeom's, is refused: that is a damaged file, not a stale one.
-    """
-    state = read_torch_file(path, "checkpoint", "delete it to restart this run from scratch")
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"checkpoint {path} is not a featgeom checkpoint (format {CHECKPOINT_FORMAT})")
-    changed = describe_changes(state.get("made_of"), made_of)
-    return (None, changed) if changed else (state, None)
-
-
-def load_best_checkpoint(path) -> dict:
-    """The best model a finished run saved (model, frame, spec). Not weights_only: the frame is numpy."""
-    # The run is complete and its resume point is gone, so the only fix is to train it again; a missing
-    # output makes Snakemake rerun its job, --forcerun does the same without deleting anything.
-    remedy = (f"delete it and run snakemake again to retrain this run (or: snakemake --forcerun {path}; "
-              "-R train retrains every run)")
-    state = read_torch_file(path, "best-model checkpoint", remedy)
-    is_best = isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
-    if not (is_best and {"model", "frame", "spec"} <= state.keys()):
-        raise ValueError(f"{path} is not a featgeom best-model checkpoint (format {CHECKPOINT_FORMAT} with "
-                         f"model, frame and spec); {remedy}")
-    return state
-
-
-@dataclass
-class FitState:
-    """Everything that changes during training and must survive a restart."""
-    epoch: int = 0                                   # completed epochs
-    best_val: float = -1.0
-    best_epoch: int = -1
-    best_model: dict | None = None
-    history: list = field(default_factory=list)
-    collapse_history: list = field(default_factory=list)
-
-
-def _is_final(checkpoint: dict) -> bool:
-    """Written after the run's last epoch (then it holds no model or optimizer state: _checkpoint_state)."""
-    return checkpoint.get("epoch") == checkpoint.get("epochs")
-
-
-def final_state(state: FitState, made_of: dict, epochs: int) -> dict:
-    """What a resume point holds once a run has trained every epoch: its FitState (best model included)."""
-    return {"format": CHECKPOINT_FORMAT, "made_of": made_of, "epochs": epochs, **state.__dict__}
-
-
-def _checkpoint_state(model, optimizer, state: FitState, made_of: dict, epochs: int) -> dict:
-    header = final_state(state, made_of, epochs)
-    if _is_final(header):
-        # A finished run never steps again: its FitState (best model included) is all a rerun needs. Packs
-        # keep this checkpoint, so it must stay one model's size (ResNet-50: 136 MB, not 365 MB with the
-        # current weights and the momentum buffers).
-        return header
-    return {**header, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state()}
-
-
-def _restore(model, optimizer, checkpoint: dict) -> FitState:
-    if not _is_final(checkpoint):
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        torch.set_rng_state(checkpoint["torch_rng"])
-    return FitState(**{k: checkpoint[k] for k in FitState.__dataclass_fields__})
-
-
 def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, made_of: dict,
         measure_collapse=None, log=None, options: StepOptions = StepOptions(), reuse_final: bool = True,
         curves=None) -> FitState:
@@ -189,13 +91,13 @@ def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, mad
     state = FitState()
     if checkpoint_path.exists():
         checkpoint, changed = load_checkpoint(checkpoint_path, made_of)
-        if checkpoint is not None and _is_final(checkpoint) and not reuse_final:
+        if checkpoint is not None and is_final(checkpoint) and not reuse_final:
             checkpoint, changed = None, "snakemake forced this run to rerun (-F, -R or --forcerun)"
         if checkpoint is None:
             checkpoint_path.unlink()
             _say(log, f"training from scratch, {checkpoint_path} deleted: {changed}")
         else:
-            state = _restore(model, optimizer, checkpoint)
+            state = restore(model, optimizer, checkpoint)
             _say(log, f"resumed from {checkpoint_path} after epoch {state.epoch}")
     # Built after the restore: a graph-captured step binds the optimizer's (restored) momentum buffers.
     step = TrainStep(model, loss_fn, optimizer, options, next(model.parameters()).device)
@@ -213,7 +115,7 @@ def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, mad
             state.collapse_history.append({"epoch": epoch + 1, **measure_collapse(model)})
         state.history.append(record)
         state.epoch = epoch + 1
-        save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, state, made_of, epochs))
+        save_checkpoint(checkpoint_path, checkpoint_state(model, optimizer, state, made_of, epochs))
         lrs = [group["lr"] for group in optimizer.param_groups]
         epoch_s = time.perf_counter() - started
         _say(log, epoch_line(record, epochs, lrs, images, train_s, epoch_s, epochs - epoch - 1))

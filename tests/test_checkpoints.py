@@ -7,7 +7,7 @@ import torch
 
 from featgeom.models import build_backbone
 from featgeom.runner import dump_features
-from featgeom.train import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from featgeom.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 
 
 def truncated_copy(path: Path) -> Path:

@@ -6,7 +6,7 @@ def test_the_training_code_is_what_a_training_job_runs():
     """featgeom.runner and its featgeom imports, recursively (relative imports included); not what only reports,
     orchestrates or records."""
     modules = training_code_modules()
-    assert {"featgeom.runner", "featgeom.train", "featgeom.losses", "featgeom.models.heads",
+    assert {"featgeom.runner", "featgeom.train", "featgeom.checkpoint", "featgeom.losses", "featgeom.models.heads",
             "featgeom.models.backbones", "featgeom.data.loaders", "featgeom.step"} <= modules.keys()
     assert not {"featgeom.reporting", "featgeom.plots", "featgeom.packs", "featgeom.config", "featgeom.provenance",
                 "featgeom.lineage", "featgeom.run_guard"} & modules.keys()

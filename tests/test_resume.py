@@ -24,7 +24,7 @@ import featgeom.runner as runner_module
 from featgeom.lineage import made_of
 from featgeom.run_guard import FORCED_MARK, mark_forced
 from featgeom.runner import run_training
-from featgeom.train import read_torch_file
+from featgeom.checkpoint import read_torch_file
 
 
 @pytest.fixture(scope="module")

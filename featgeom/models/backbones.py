@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from featgeom.train import read_torch_file
+from featgeom.checkpoint import read_torch_file
 
 
 # ----------------------------------------------------------------------------- tiny CPU demo net
