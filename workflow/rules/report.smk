@@ -41,7 +41,6 @@ rule nc_curves:
         pdf="results/{dataset}/figures/nc_curves.pdf",
         provenance="results/{dataset}/figures/nc_curves.provenance.json",
     params:
-        experiments=lambda wc: config["datasets"][wc.dataset]["experiments"],
         pilot=fg.pilot_banner(config),
     log:
         "logs/{dataset}/figures/nc_curves.log",
