@@ -9,14 +9,14 @@ import urllib.error
 import numpy as np
 import pytest
 
-from featgeom.data import cifar
+from featgeom.data import archives, cifar
 from featgeom.data.arrays import class_counts, fine_to_coarse, load_arrays, save_arrays, validate_arrays
 from featgeom.data.longtail import longtail_counts, longtail_indices, make_longtail
 from featgeom.data.synthetic import leaf_paths, make_synthetic
 
 
 def test_numpy_modules_do_not_import_torch():
-    code = ("import sys, featgeom.data, featgeom.data.arrays, featgeom.data.synthetic, "
+    code = ("import sys, featgeom.data, featgeom.data.arrays, featgeom.data.synthetic, featgeom.data.archives, "
             "featgeom.data.cifar, featgeom.data.longtail; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -205,7 +205,7 @@ def test_cifar_rows_become_nhwc(tmp_path):
     test[b"data"][5].reshape(3, 32, 32)[1, 2, 3] = 77  # channel 1, row 2, column 3
     files["cifar-100-python/test"] = _pickle_bytes(test)
     _write_tar(tmp_path / "a.tar.gz", files)
-    cifar.extract(tmp_path / "a.tar.gz", tmp_path)
+    archives.extract(tmp_path / "a.tar.gz", tmp_path)
     assert cifar.load_cifar100(tmp_path)["test_images"][5, 2, 3, 1] == 77
 
 
@@ -253,7 +253,7 @@ def test_truncated_archive_with_matching_md5_names_the_archive(tmp_path, keep):
 def test_offline_download_says_where_to_put_the_archive(tmp_path, monkeypatch):
     def offline(url, filename):
         raise urllib.error.URLError("no network")
-    monkeypatch.setattr(cifar.urllib.request, "urlretrieve", offline)
+    monkeypatch.setattr(archives.urllib.request, "urlretrieve", offline)
     with pytest.raises(RuntimeError, match="place it at .*cifar-10-python.tar.gz"):
         cifar.download_cifar("cifar10", tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -263,8 +263,8 @@ def test_extract_twice_replaces_the_folder(tmp_path):
     _write_tar(tmp_path / "a.tar.gz", {"cifar-100-python/meta": b"new"})
     (tmp_path / "cifar-100-python").mkdir()
     (tmp_path / "cifar-100-python" / "stale").write_bytes(b"old")
-    cifar.extract(tmp_path / "a.tar.gz", tmp_path)
-    cifar.extract(tmp_path / "a.tar.gz", tmp_path)
+    archives.extract(tmp_path / "a.tar.gz", tmp_path)
+    archives.extract(tmp_path / "a.tar.gz", tmp_path)
     assert sorted(p.name for p in (tmp_path / "cifar-100-python").iterdir()) == ["meta"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tar.gz", "cifar-100-python"]
 
@@ -273,7 +273,7 @@ def test_extract_twice_replaces_the_folder(tmp_path):
 def test_unsafe_tar_member_rejected(tmp_path, member):
     _write_tar(tmp_path / "bad.tar.gz", {"cifar-100-python/meta": b"x", member: b"evil"})
     with pytest.raises(ValueError, match="unsafe member"):
-        cifar.extract(tmp_path / "bad.tar.gz", tmp_path / "out")
+        archives.extract(tmp_path / "bad.tar.gz", tmp_path / "out")
     assert not (tmp_path / "evil.txt").exists()
 
 
@@ -283,13 +283,13 @@ def test_tar_links_rejected(tmp_path):
         info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
         tar.addfile(info)
     with pytest.raises(ValueError, match="links"):
-        cifar.extract(tmp_path / "link.tar.gz", tmp_path / "out")
+        archives.extract(tmp_path / "link.tar.gz", tmp_path / "out")
 
 
 def test_missing_pickle_key_names_file(tmp_path):
     files, _ = _cifar100_files(n_per_class=51, drop_key=b"coarse_labels")
     _write_tar(tmp_path / "a.tar.gz", files)
-    cifar.extract(tmp_path / "a.tar.gz", tmp_path)
+    archives.extract(tmp_path / "a.tar.gz", tmp_path)
     with pytest.raises(ValueError, match=r"cifar-100-python/train: missing key b'coarse_labels'"):
         cifar.load_cifar100(tmp_path)
 
@@ -300,7 +300,7 @@ def test_bad_data_shape_names_file(tmp_path):
     test[b"data"] = test[b"data"][:, :100]
     files["cifar-100-python/test"] = _pickle_bytes(test)
     _write_tar(tmp_path / "a.tar.gz", files)
-    cifar.extract(tmp_path / "a.tar.gz", tmp_path)
+    archives.extract(tmp_path / "a.tar.gz", tmp_path)
     with pytest.raises(ValueError, match=r"cifar-100-python/test: key b'data'"):
         cifar.load_cifar100(tmp_path)
 

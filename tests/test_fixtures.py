@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from featgeom.data import cifar, split_lists
+from featgeom.data import archives, cifar, split_lists
 from featgeom.hierarchy import load_paths_csv
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ def test_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
 
 def test_cifar100_fixture_has_the_official_layout_and_superclasses(dataset_fixtures, tmp_path):
     archive = dataset_fixtures / ARCHIVES["cifar100"]
-    cifar.extract(archive, tmp_path)                                     # never into the shared fixture folder
+    archives.extract(archive, tmp_path)                                     # never into the shared fixture folder
     arrays = cifar.load_cifar100(tmp_path)
     assert arrays["train_images"].shape == (100 * 2, 32, 32, 3)          # 52 per class - 50 held out as val
     assert arrays["val_images"].shape == (100 * 50, 32, 32, 3)
@@ -76,7 +76,7 @@ def test_cifar100_fixture_has_the_official_layout_and_superclasses(dataset_fixtu
 
 
 def test_cifar10_fixture_loads(dataset_fixtures, tmp_path):
-    cifar.extract(dataset_fixtures / ARCHIVES["cifar10"], tmp_path)
+    archives.extract(dataset_fixtures / ARCHIVES["cifar10"], tmp_path)
     assert sorted(p.name for p in (tmp_path / "cifar-10-batches-py").iterdir()) == \
         ["batches.meta", "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"]
     arrays = cifar.load_cifar10(tmp_path)

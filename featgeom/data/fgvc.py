@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from featgeom.data.cifar import download_url, extract, verify_md5
+from featgeom.data.archives import download_url, extract, verify_md5
 from featgeom.hierarchy import load_paths_csv
 
 URL = "https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz"

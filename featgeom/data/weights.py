@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from featgeom.data.cifar import download_url
+from featgeom.data.archives import download_url
 from featgeom.io import sha256_of
 
 # torchvision.models.ResNet50_Weights.IMAGENET1K_V1; torchvision names the file after the first
