@@ -42,9 +42,10 @@ def write_text(path, text: str) -> None:
         Path(tmp).write_text(text)
 
 
-def sha256_of(path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+def file_digest(path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (`algorithm`: a hashlib name; md5 for the official archives), read in 1 MiB
+    blocks: the one file-hashing loop of featgeom."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)

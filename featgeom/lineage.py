@@ -18,7 +18,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from featgeom.io import read_json, sha256_of
+from featgeom.io import file_digest, read_json
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TRAINING_ENTRY = "featgeom.runner"
@@ -95,7 +95,7 @@ def file_hash(path) -> str:
     stat = os.stat(path)
     key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _FILE_HASHES:
-        _FILE_HASHES[key] = sha256_of(path)[:16]
+        _FILE_HASHES[key] = file_digest(path)[:16]
     return _FILE_HASHES[key]
 
 

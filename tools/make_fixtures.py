@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from featgeom.data.split_lists import TIERED_SPLITS, TIERED_SPLITS_SHA256, cap_per_class, read_split_lists  # noqa: E402
 from featgeom.hierarchy import load_paths_csv  # noqa: E402
+from featgeom.io import file_digest  # noqa: E402
 
 HIERARCHIES = REPO / "featgeom" / "resources" / "hierarchies"
 HEADER = "# featgeom dataset fixture checksums (tools/make_fixtures.py)"
@@ -291,14 +292,6 @@ def make_resnet50_imagenet(data: Path, seed: int) -> Path:
 
 
 # --- driver -------------------------------------------------------------------------------
-
-def file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def _clear(out: Path, targets) -> None:
     """Refuse to overwrite anything but an earlier fixture (recognised by its checksums.yaml)."""

@@ -6,7 +6,6 @@ stdlib only (no numpy, no torch).
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
 import tarfile
@@ -16,7 +15,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-from featgeom.io import atomic_path
+from featgeom.io import atomic_path, file_digest
 
 
 def download_url(url: str, path) -> Path:
@@ -35,11 +34,7 @@ def download_url(url: str, path) -> Path:
 
 def verify_md5(path, md5: str) -> None:
     """Raise ValueError naming the file, the expected and the actual md5 if they differ."""
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    got = digest.hexdigest()
+    got = file_digest(path, "md5")
     if got != md5:
         raise ValueError(f"{path}: md5 mismatch, expected {md5}, got {got} (corrupt or wrong archive)")
 

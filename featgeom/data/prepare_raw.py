@@ -24,7 +24,7 @@ from featgeom.data.manifest import read_rgb, strict_decoding
 from featgeom.data.split_lists import (SHOW, SPLITS, TIERED_SPLITS, TIERED_SPLITS_SHA256, cap_per_class,
                                        check_classes_in_hierarchy, inat19_class_name, read_split_lists,
                                        tiered_class_name)
-from featgeom.io import atomic_path, read_json, sha256_of, write_json, write_text
+from featgeom.io import atomic_path, file_digest, read_json, write_json, write_text
 
 STRETCH_MARKER = "stretch.json"
 MISSING_SHOWN = 200  # missing images named in the error itself
@@ -306,5 +306,5 @@ def prepare_raw_dataset(source: dict, folder, leaves, max_per_class: int | None 
     if leaves is not None:
         check_classes_in_hierarchy(zip_path, splits, leaves)
     counts = prepare_stretched(source_type(source["root"]), cap_per_class(splits, max_per_class), folder,
-                               source.get("stretch", DEFAULT_STRETCH), sha256 or sha256_of(zip_path), workers)
+                               source.get("stretch", DEFAULT_STRETCH), sha256 or file_digest(zip_path), workers)
     return {**counts, "splits": str(zip_path)}

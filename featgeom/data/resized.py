@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from featgeom.data.manifest import SPLITS, read_rgb
-from featgeom.io import atomic_path, read_json, sha256_of, write_json
+from featgeom.io import atomic_path, file_digest, read_json, write_json
 
 FORMAT = 1
 CHUNK = 64  # images per resize task
@@ -57,7 +57,7 @@ def write_resized(manifest_path, size: int, images_path, key_path, workers: int 
                 array[begin:begin + len(block)] = block
         array.flush()
         del array
-    key = {"format": FORMAT, "manifest_sha256": sha256_of(manifest_path), "size": size,
+    key = {"format": FORMAT, "manifest_sha256": file_digest(manifest_path), "size": size,
            "images": Path(images_path).name, "splits": offsets}
     write_json(key_path, key)
     return key
@@ -84,7 +84,7 @@ def open_resized(key_path, manifest_path, size: int) -> tuple[Path, dict]:
         raise ValueError(f"{key_path}: not a featgeom resized-image key (format {FORMAT}); {remedy}")
     if key["size"] != size:
         raise ValueError(f"{key_path}: images resized to {key['size']} px, this run needs {size} px; {remedy}")
-    if key["manifest_sha256"] != sha256_of(manifest_path):
+    if key["manifest_sha256"] != file_digest(manifest_path):
         raise ValueError(f"{key_path}: made from another version of {manifest_path} (the dataset changed since); "
                          f"{remedy}")
     images = Path(key_path).parent / key["images"]

@@ -10,7 +10,7 @@ import re
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from featgeom.io import sha256_of
+from featgeom.io import file_digest
 
 SPLITS = ("train", "val", "test")
 SPLITS_DIR = Path(__file__).resolve().parent.parent / "resources" / "splits"
@@ -40,7 +40,7 @@ def read_split_lists(zip_path, class_name=tiered_class_name, sha256: str | None 
     zip_path = Path(zip_path)
     if not zip_path.is_file():
         raise FileNotFoundError(f"split list zip {zip_path} does not exist (expected {EXPECTED_LAYOUT})")
-    if sha256 is not None and (found := sha256_of(zip_path)) != sha256:
+    if sha256 is not None and (found := file_digest(zip_path)) != sha256:
         raise SplitListError(f"{zip_path}: sha256 {found}, expected {sha256} (MBM's file, see "
                              f"featgeom/resources/splits/README.md)")
     with zipfile.ZipFile(zip_path) as archive:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from featgeom.data.archives import download_url
-from featgeom.io import sha256_of
+from featgeom.io import file_digest
 
 # torchvision.models.ResNet50_Weights.IMAGENET1K_V1; torchvision names the file after the first
 # 8 hex digits of its sha256 and checks them after downloading (torch.hub check_hash).
@@ -15,7 +15,7 @@ IMAGENET_RESNET50 = {"url": "https://download.pytorch.org/models/resnet50-0676ba
 def fetch_imagenet_resnet50(path) -> Path:
     """Download torchvision's ResNet-50 IMAGENET1K_V1 weights to `path` and check their sha256 prefix."""
     path = download_url(IMAGENET_RESNET50["url"], path)
-    got = sha256_of(path)
+    got = file_digest(path)
     if not got.startswith(IMAGENET_RESNET50["sha256_prefix"]):
         path.unlink()
         raise ValueError(f"{path}: sha256 {got} does not start with torchvision's {IMAGENET_RESNET50['sha256_prefix']} "
