@@ -164,13 +164,18 @@ def read_rgb(path) -> Image.Image:
     known bit depth (32-bit integers, floats) raise ValueError rather than being clipped.
     """
     with Image.open(path) as image:
-        if image.mode in SIXTEEN_BIT_MODES or (image.mode == "I" and image.format == "PNG"):
-            return Image.fromarray((np.asarray(image) >> 8).astype(np.uint8), mode="L").convert("RGB")
-        if image.mode in ("I", "F"):
-            kind = "32-bit integer" if image.mode == "I" else "floating-point"
-            raise ValueError(f"mode {image.mode!r} ({kind} pixels) has no known 8-bit scale; "
-                             "save the image with 8 or 16 bits per channel")
-        return image.convert("RGB")
+        return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An opened image as 8-bit RGB, by read_rgb's rules (for callers that also read the image's own metadata)."""
+    if image.mode in SIXTEEN_BIT_MODES or (image.mode == "I" and image.format == "PNG"):
+        return Image.fromarray((np.asarray(image) >> 8).astype(np.uint8), mode="L").convert("RGB")
+    if image.mode in ("I", "F"):
+        kind = "32-bit integer" if image.mode == "I" else "floating-point"
+        raise ValueError(f"mode {image.mode!r} ({kind} pixels) has no known 8-bit scale; "
+                         "save the image with 8 or 16 bits per channel")
+    return image.convert("RGB")
 
 
 def _decode_problem(path) -> str | None:

@@ -20,7 +20,7 @@ from threading import BoundedSemaphore
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from featgeom.config import DEFAULT_STRETCH
-from featgeom.data.manifest import read_rgb, strict_decoding
+from featgeom.data.manifest import strict_decoding, to_rgb
 from featgeom.data.split_lists import (SHOW, SPLITS, TIERED_SPLITS, TIERED_SPLITS_SHA256, cap_per_class,
                                        check_classes_in_hierarchy, inat19_class_name, read_split_lists,
                                        tiered_class_name)
@@ -79,12 +79,12 @@ def jpeg_settings(image: Image.Image) -> dict:
 
 
 def write_stretched(data: bytes, size: int, out: Path) -> None:
-    """Decode `data` to RGB (grayscale, CMYK, palette: PIL's convert('RGB'); 16-bit: read_rgb), stretch to
-    size x size ignoring the aspect ratio, and write it to `out` as JPEG, atomically."""
+    """Decode `data` to RGB as training reads images (manifest.to_rgb: grayscale, CMYK, palette by PIL's
+    convert('RGB'); 16-bit by its top 8 bits), stretch to size x size ignoring the aspect ratio, and write it to
+    `out` as JPEG, atomically."""
     with Image.open(io.BytesIO(data)) as image:
         settings, resample = jpeg_settings(image), stretch_filter(*image.size, image.mode, size)
-        rgb = image.convert("RGB") if image.mode not in ("I", "F") and ";16" not in image.mode else None
-    rgb = rgb if rgb is not None else read_rgb(io.BytesIO(data))
+        rgb = to_rgb(image)
     with atomic_path(out) as tmp:  # its temp name ends in .tmp: never listed as an image
         rgb.resize((size, size), resample).save(tmp, format="JPEG", **settings)
 
