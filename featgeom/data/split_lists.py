@@ -10,9 +10,9 @@ import re
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from featgeom.data.manifest import SPLITS  # the image-folder splits the lists fill
 from featgeom.io import file_digest
 
-SPLITS = ("train", "val", "test")
 SPLITS_DIR = Path(__file__).resolve().parent.parent / "resources" / "splits"
 TIERED_SPLITS = SPLITS_DIR / "splits_tiered.zip"
 TIERED_SPLITS_SHA256 = "826a0ae5796983cf75f41277a48e5e07b34b2b7fca8347d0def117ff83a5a5de"
