@@ -207,9 +207,14 @@ def booked_threads(config, dataset, experiment, method) -> int:
     """Cores (Snakemake `threads`) one training or feature-dump job of this run books: train.num_workers +
     MAIN_PROCESS_CORES for an image folder with loader workers, else threads_per_run (the training process's
     torch threads)."""
-    run = resolve_run(config, dataset, experiment, method)
-    workers = 0 if run["source"]["kind"] in IN_MEMORY_KINDS else run["train"].get("num_workers", DEFAULT_NUM_WORKERS)
+    workers = wanted_workers(resolve_run(config, dataset, experiment, method))
     return workers + MAIN_PROCESS_CORES if workers else config.get("threads_per_run", 1)
+
+
+def wanted_workers(spec: dict) -> int:
+    """The loader workers a resolved run spec asks for: train.num_workers (DEFAULT_NUM_WORKERS if unset) for an
+    image folder, 0 for in-memory data."""
+    return 0 if spec["source"]["kind"] in IN_MEMORY_KINDS else spec["train"].get("num_workers", DEFAULT_NUM_WORKERS)
 
 
 def run_packs(config) -> list[dict]:

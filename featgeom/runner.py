@@ -15,7 +15,7 @@ import torch
 
 from featgeom import collapse, frames
 from featgeom.checkpoint import final_state, load_best_checkpoint, save_checkpoint
-from featgeom.config import DEFAULT_NUM_WORKERS, IN_MEMORY_KINDS, MAIN_PROCESS_CORES
+from featgeom.config import MAIN_PROCESS_CORES, wanted_workers
 from featgeom.curves import open_curves
 from featgeom.data.gpu_loader import InMemoryLoader
 from featgeom.data.loaders import build_loaders, loader_workers
@@ -100,8 +100,8 @@ def set_main_threads(spec: dict, threads: int, log=None) -> None:
     featgeom.data.loaders.loader_workers); says so in the log where the job got fewer cores than it booked."""
     workers = loader_workers(spec, threads)
     torch.set_num_threads(max(1, threads - workers))
-    wanted = spec["train"].get("num_workers", DEFAULT_NUM_WORKERS)
-    if spec["source"]["kind"] not in IN_MEMORY_KINDS and workers < wanted and log is not None:
+    wanted = wanted_workers(spec)
+    if workers < wanted and log is not None:
         print(f"loader: {workers} of the {wanted} workers of train.num_workers: this job got {threads} cores, "
               f"not the {wanted + MAIN_PROCESS_CORES} it booked (Snakemake's --cores, or a smaller SLURM allocation)",
               file=log, flush=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from featgeom.config import DEFAULT_NUM_WORKERS, IN_MEMORY_KINDS, MAIN_PROCESS_CORES
+from featgeom.config import IN_MEMORY_KINDS, MAIN_PROCESS_CORES, wanted_workers
 from featgeom.data.arrays import load_arrays
 from featgeom.data.gpu_loader import InMemoryLoader, channel_stats
 from featgeom.data.resized import open_resized
@@ -124,9 +124,7 @@ def loader_workers(spec: dict, threads: int) -> int:
     whose job got what it booked (featgeom.config.booked_threads: the workers and MAIN_PROCESS_CORES), else
     what the cores allow beside the main process (Snakemake's --cores below the booking, a library call
     with fewer threads; the run's log says so); 0 for in-memory data."""
-    if spec["source"]["kind"] in IN_MEMORY_KINDS:
-        return 0
-    wanted = spec["train"].get("num_workers", DEFAULT_NUM_WORKERS)
+    wanted = wanted_workers(spec)
     return wanted if threads >= wanted + MAIN_PROCESS_CORES else max(0, threads - MAIN_PROCESS_CORES)
 
 
