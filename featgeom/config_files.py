@@ -24,25 +24,25 @@ def load_config_file(path) -> dict:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ValueError(_syntax_message(path, err)) from None
+        raise ValueError(_syntax_message(path, text, err)) from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a config file must map keys at its top level, found {type(data).__name__}")
     return data
 
 
-def _syntax_message(path: Path, err: yaml.YAMLError) -> str:
+def _syntax_message(path: Path, text: str, err: yaml.YAMLError) -> str:
     mark = getattr(err, "problem_mark", None)
     where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     problem = getattr(err, "problem", None) or str(err)
     context = getattr(err, "context", None)
-    hint = " (a tab in the indentation? YAML indents with spaces only)" if "\t" in _line(path, mark) else ""
+    hint = " (a tab in the indentation? YAML indents with spaces only)" if "\t" in _line(text, mark) else ""
     return f"{path}{where}: YAML syntax error: {problem}" + (f", {context}" if context else "") + hint
 
 
-def _line(path: Path, mark) -> str:
+def _line(text: str, mark) -> str:
     if mark is None:
         return ""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = text.splitlines()
     return lines[mark.line] if mark.line < len(lines) else ""
 
 
