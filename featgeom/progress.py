@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ATTEMPT_HEADER = "==== attempt "  # featgeom.rule_io stamps every attempt's first and last line with it
+from featgeom.rule_io import ATTEMPT_HEADER, RUN_LOG
+
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)\s.*?\bepoch_s=([\d.]+)")
 RESUMED_LINE = re.compile(r"^resumed from .* after epoch (\d+)")
 STALE_AFTER_S = 600  # a log silent for longer than this and 3 epochs is not being written to (killed job)
@@ -88,7 +89,7 @@ def _last_epoch(lines: list[str]) -> tuple[int, int | None, float | None]:
 def read_runs(results: Path, now: float | None = None) -> list[RunProgress]:
     """Every trained run under results/<dataset>/<experiment>/<method>/seed<N>/ that has started (has a train.log;
     CRM folders have none), sorted."""
-    logs = sorted(Path(results).glob("*/*/*/seed*/train.log"))
+    logs = sorted(Path(results).glob(f"*/*/*/seed*/{RUN_LOG}"))
     return [read_run(log, now) for log in logs]
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 RUN_LOG = "train.log"
-_ATTEMPT = "==== attempt "
+ATTEMPT_HEADER = "==== attempt "  # opens and closes every attempt of a kept log (featgeom.progress reads it)
 
 
 @contextlib.contextmanager
@@ -64,11 +64,11 @@ def _count_attempts(path: Path) -> int:
     if not path.exists():
         return 0
     with open(path, errors="replace") as log:
-        return sum(line.startswith(_ATTEMPT) and " started " in line for line in log)
+        return sum(line.startswith(ATTEMPT_HEADER) and " started " in line for line in log)
 
 
 def _stamp(log, what: str) -> None:
-    print(f"{_ATTEMPT}{what} {datetime.now().astimezone().isoformat(timespec='seconds')}", file=log, flush=True)
+    print(f"{ATTEMPT_HEADER}{what} {datetime.now().astimezone().isoformat(timespec='seconds')}", file=log, flush=True)
 
 
 def _slurm_job() -> str:
