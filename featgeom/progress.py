@@ -28,14 +28,14 @@ def format_duration(seconds: float) -> str:
     return f"{days}d {text}" if days else text
 
 
-def epoch_line(record: dict, epochs: int, lrs: list[float], images: int, train_s: float, epoch_s: float,
+def epoch_line(record: dict, epochs: int, lrs: list[float], images_per_s: float, epoch_s: float,
                remaining_epochs: int) -> str:
-    """The log line of one finished epoch; img/s counts training images over the training pass only, the ETA is
+    """The log line of one finished epoch; images_per_s: training images over the training pass only; the ETA is
     the remaining epochs at this epoch's whole time (training, validation, checkpoint)."""
     metrics = "  ".join(f"{k}={v:.4g}" if k.endswith("loss") else f"{k}={v:.2f}"
                         for k, v in record.items() if k != "epoch")
     lr = "/".join(f"{v:.4g}" for v in dict.fromkeys(lrs))  # one value per distinct group lr, in group order
-    return (f"epoch {record['epoch']}/{epochs}  {metrics}  lr={lr}  img/s={images / max(train_s, 1e-9):.0f}  "
+    return (f"epoch {record['epoch']}/{epochs}  {metrics}  lr={lr}  img/s={images_per_s:.0f}  "
             f"epoch_s={epoch_s:.1f}  eta={format_duration(remaining_epochs * epoch_s)}")
 
 

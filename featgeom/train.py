@@ -118,9 +118,10 @@ def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, mad
         save_checkpoint(checkpoint_path, checkpoint_state(model, optimizer, state, made_of, epochs))
         lrs = [group["lr"] for group in optimizer.param_groups]
         epoch_s = time.perf_counter() - started
-        _say(log, epoch_line(record, epochs, lrs, images, train_s, epoch_s, epochs - epoch - 1))
+        images_per_s = images / max(train_s, 1e-9)
+        _say(log, epoch_line(record, epochs, lrs, images_per_s, epoch_s, epochs - epoch - 1))
         if curves is not None:
-            curves.epoch(record, lrs, images / max(train_s, 1e-9))
+            curves.epoch(record, lrs, images_per_s)
     return state
 
 

@@ -14,7 +14,7 @@ RECORD = {"epoch": 3, "train_loss": 1.23456, "train_top1": 45.1, "val_top1": 40.
 
 
 def test_epoch_line_has_loss_top1_lr_speed_and_eta():
-    line = epoch_line(RECORD, 200, [0.1, 0.1, 0.01], images=5000, train_s=2.0, epoch_s=40.0, remaining_epochs=197)
+    line = epoch_line(RECORD, 200, [0.1, 0.1, 0.01], images_per_s=5000 / 2.0, epoch_s=40.0, remaining_epochs=197)
     assert line == ("epoch 3/200  train_loss=1.235  train_top1=45.10  val_top1=40.25  lr=0.1/0.01  img/s=2500  "
                     "epoch_s=40.0  eta=2:11:20")
     assert format_duration(2 * 86400 + 61) == "2d 0:01:01"
@@ -36,7 +36,7 @@ def write_log(folder: Path, attempts: list[list[str]], closing: str | None = "fi
 
 
 def epochs(first, last, total, epoch_s=10.0):
-    return [epoch_line({**RECORD, "epoch": e}, total, [0.1], 100, 1.0, epoch_s, total - e)
+    return [epoch_line({**RECORD, "epoch": e}, total, [0.1], 100 / 1.0, epoch_s, total - e)
             for e in range(first, last + 1)]
 
 
