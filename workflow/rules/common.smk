@@ -260,7 +260,8 @@ def collapse_curve_files(wildcards):
     for name, exp in config["datasets"][wildcards.dataset]["experiments"].items():
         for method in fg.trained_methods(exp):
             seeds = fg.resolve_run(config, wildcards.dataset, name, method)["train"]["collapse_seeds"]
-            files += experiment_files(wildcards.dataset, name, "collapse.json", methods=[method], seeds=seeds)
+            files += experiment_files(wildcards.dataset, name, fg.RUN_OUTPUTS["collapse"], methods=[method],
+                                      seeds=seeds)
     return files
 
 
