@@ -147,29 +147,31 @@ def difference_text(row) -> str:
 # ----------------------------------------------------------------------------- paper vs ours table
 
 COMPARISON_HEADER = ["Method", "Paper row", "Metric", "Paper", "Ours", "Ours − paper", "Overlap"]
+COMPARISON_ALIGN = "lllrrrl"  # the intervals and differences right-aligned
 
 
-def comparison_rows(frame: pd.DataFrame, text=str, strong=lambda s: f"**{s}**"):
-    """(header, display rows): method and paper row once per method; a non-overlap is set in `strong`."""
+def comparison_grid(frame: pd.DataFrame, caption: tuple, note: tuple) -> tables.Grid:
+    """One experiment's comparison: method and paper row once per method; a non-overlap is set in bold."""
     rows, previous = [], None
     for row in frame.itertuples(index=False):
         first = row.method != previous
         previous = row.method
-        overlap = text(overlap_text(row))
-        rows.append([text(row.method) if first else "", text(row.paper_row) if first else "",
-                     text(metric_label(row.metric)), text(paper_text(row, " ± ")), text(ours_text(row, " ± ")),
-                     text(difference_text(row)), strong(overlap) if overlap.startswith("no") else overlap])
-    return [text(h) for h in COMPARISON_HEADER], rows
+        overlap = overlap_text(row)
+        rows.append([row.method if first else "", str(row.paper_row) if first else "", metric_label(row.metric),
+                     paper_text(row, tables.PM), ours_text(row, tables.PM), difference_text(row),
+                     tables.Strong(overlap) if overlap.startswith("no") else overlap])
+    return tables.Grid(caption, COMPARISON_HEADER, rows, COMPARISON_ALIGN, note)
 
 
-def heading(dataset: str, published_name: str | None, frame: pd.DataFrame) -> str:
-    """What the table compares with; a dataset without a published counterpart says so."""
+def heading(dataset: str, published_name: str | None, frame: pd.DataFrame) -> tuple:
+    """What the table compares with (text fragments, featgeom.tables); a dataset without a published counterpart
+    says so."""
     if published_name is None:
-        return (f"Paper vs ours — {dataset}: the paper has no numbers for this dataset "
-                "(name its published counterpart with `published:` in the config)")
+        return (f"Paper vs ours — {dataset}: the paper has no numbers for this dataset (name its published "
+                "counterpart with ", tables.Code("published:"), " in the config)")
     tables_used = sorted({t for cell in frame["paper_table"] if cell for t in cell.split(", ")})
     return (f"Paper vs ours — {dataset} (published as {published_name}: {published.SOURCE}, "
-            f"Table(s) {', '.join(tables_used)})")
+            f"Table(s) {', '.join(tables_used)})",)
 
 
 _NOTE_PAPER = "Paper: mean ± 95% CI half-width as printed (5 runs). Ours: "
@@ -179,66 +181,53 @@ _NOTE_REST = ("; one seed gives a point, no interval. Ours − paper: difference
               "[mean − CI, mean + CI] of paper and ours intersect. " + DIGITS_RULE)
 
 
-def footnotes(summary: pd.DataFrame, ddof: int, extra: str = "") -> tuple[str, str]:
-    """(Markdown, LaTeX) note under the table: how both intervals are computed and what overlap means."""
-    markdown = _NOTE_PAPER + tables.ci_footnote(summary, ddof) + _NOTE_REST + extra
-    latex = (tables.latex_escape(_NOTE_PAPER) + tables.latex_ci_text(summary, ddof)
-             + tables.latex_escape(_NOTE_REST + extra))
-    return markdown, tables.latex_footnote(latex)
+def footnote(summary: pd.DataFrame, ddof: int, extra: str = "") -> tuple:
+    """The note under the table: how both intervals are computed and what overlap means."""
+    return (_NOTE_PAPER, *tables.ci_footnote(summary, ddof), _NOTE_REST + extra)
 
 
-def _pilot_lines(banner: str | None) -> tuple[list[str], list[str]]:
-    """The pilot banner as the first Markdown and LaTeX lines (as reporting.render_table writes it)."""
-    if not banner:
-        return [], []
-    return [f"> **{banner}**\n"], [f"% {banner}\n\\textbf{{{tables.latex_escape(banner)}}}\n"]
-
-
-def _sections(frame, caption: str, notes: tuple[str, str], banner: str | None, rows_of):
-    """Markdown and LaTeX, one table per experiment; rows_of(part, text, strong) -> (header, rows)."""
-    markdown, latex = _pilot_lines(banner)
-    for experiment, part in frame.groupby("experiment", sort=False):
-        title = f"{caption} — {experiment}" + (" [PILOT RUN: not a result]" if banner else "")
-        markdown.append(tables.markdown_grid(*rows_of(part), title, notes[0]))
-        header, rows = rows_of(part, text=tables.latex_escape, strong=lambda s: rf"\textbf{{{s}}}")
-        latex.append(tables.latex_grid(header, rows, title, notes[1]))
-    return "\n".join(markdown), "\n".join(latex)
+def _document(frame, caption: tuple, note: tuple, banner: str | None, grid_of) -> tables.Document:
+    """One grid per experiment: grid_of(that experiment's part of the frame, its caption, note)."""
+    grids = [grid_of(part, (*caption, f" — {experiment}"), note)
+             for experiment, part in frame.groupby("experiment", sort=False)]
+    return tables.document(grids, banner)
 
 
 def build_paper_vs_ours(summary: pd.DataFrame, cells, dataset: str, published_name: str | None, ddof: int = 0,
                         banner: str | None = None):
-    """(comparison frame for the CSV, Markdown, LaTeX) of one dataset."""
+    """(comparison frame for the CSV, tables.Document) of one dataset."""
     frame = compare(summary, published.numbers_of(cells, published_name))
-    markdown, latex = _sections(frame, heading(dataset, published_name, frame), footnotes(summary, ddof), banner,
-                                comparison_rows)
-    return frame, markdown, latex
+    document = _document(frame, heading(dataset, published_name, frame), footnote(summary, ddof), banner,
+                         comparison_grid)
+    return frame, document
 
 
 # ----------------------------------------------------------------------------- Table 6 ablation layout
 
-def ablation_rows(frame: pd.DataFrame, text=str, strong=lambda s: f"**{s}**"):
-    """(header, display rows): per ablation row a paper line and an ours line; an ours interval that misses
-    the paper's is set in `strong`."""
+def ablation_grid(frame: pd.DataFrame, caption: tuple, note: tuple) -> tables.Grid:
+    """One experiment's ablation rows: per row a paper line and an ours line (the intervals right-aligned); an ours
+    interval that misses the paper's is set in bold."""
     metrics = list(dict.fromkeys(frame["metric"]))
     rows = []
     for (number, method), part in frame.groupby(["row", "method"], sort=False):
         by_metric = {r.metric: r for r in part.itertuples(index=False)}
         paper_table = part["paper_table"].iloc[0]
-        rows.append([str(number), text(part["step"].iloc[0]), text(method),
-                     text(f"paper (Table {paper_table})" if paper_table else "paper")]
-                    + [text(paper_text(by_metric[m], " ± ")) if m in by_metric else "–" for m in metrics])
-        ours = [(text(ours_text(by_metric[m], " ± ")), _misses(by_metric[m])) if m in by_metric else ("–", False)
-                for m in metrics]
-        rows.append(["", "", "", "ours"] + [strong(cell) if missed else cell for cell, missed in ours])
+        rows.append([str(number), part["step"].iloc[0], method,
+                     f"paper (Table {paper_table})" if paper_table else "paper"]
+                    + [paper_text(by_metric[m], tables.PM) if m in by_metric else tables.MISSING for m in metrics])
+        ours = [(ours_text(by_metric[m], tables.PM), _misses(by_metric[m])) if m in by_metric
+                else (tables.MISSING, False) for m in metrics]
+        rows.append(["", "", "", "ours"] + [tables.Strong(cell) if missed else cell for cell, missed in ours])
     header = ["Row", "Ablation step", "Method", "Source", *(metric_label(m) for m in metrics)]
-    return [text(h) for h in header], rows
+    return tables.Grid(caption, header, rows, "llll" + "r" * len(metrics), note)
 
 
 def build_ablation(summary: pd.DataFrame, cells, dataset: str, published_name: str | None, ddof: int = 0,
                    banner: str | None = None):
-    """(ablation frame for the CSV, Markdown, LaTeX): HAFrame Table 6 rows 1-4, ours beside the paper's."""
+    """(ablation frame for the CSV, tables.Document): HAFrame Table 6 rows 1-4, ours beside the paper's."""
     frame = ablation(summary, published.numbers_of(cells, published_name), published.ablation_methods(cells))
-    caption = heading(dataset, published_name, frame).replace("Paper vs ours", "Ablation (HAFrame Table 6 layout)")
-    notes = footnotes(summary, ddof, " Bold: our interval does not overlap the paper's.")
-    markdown, latex = _sections(frame, caption, notes, banner, ablation_rows)
-    return frame, markdown, latex
+    first, *rest = heading(dataset, published_name, frame)
+    caption = (first.replace("Paper vs ours", "Ablation (HAFrame Table 6 layout)"), *rest)
+    note = footnote(summary, ddof, " Bold: our interval does not overlap the paper's.")
+    document = _document(frame, caption, note, banner, ablation_grid)
+    return frame, document

@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 
+from featgeom import pilot
 from featgeom.io import atomic_path
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
@@ -25,14 +26,16 @@ _METRIC_TITLES = {
 
 # ----------------------------------------------------------------------------- saving
 
-def save_figure(fig, path_stem, dpi=150, banner=None):
+def save_figure(fig, path_stem, dpi=150, banner=None, title=""):
     """Write `<path_stem>.png` and `<path_stem>.pdf` atomically; return the figure (tests read what it draws).
 
-    `banner` (a pilot run's warning) is written across the top, so the figure cannot pass for a result. It is the
-    figure's suptitle, for which the constrained layout makes room above the panel titles.
+    `banner` (a pilot run's warning) is written across the top in red, over the `title`, so the figure cannot pass
+    for a result. They are the figure's suptitle, for which the constrained layout makes room above the panel titles.
     """
     if banner:
-        fig.suptitle(banner, color="red", fontweight="bold")
+        fig.suptitle("\n".join(pilot.heading(banner, title)), color="red", fontweight="bold")
+    elif title:
+        fig.suptitle(title, fontsize=10)
     for ext in ("png", "pdf"):
         path = f"{path_stem}.{ext}"
         # A fixed (absent) PDF creation date keeps reruns byte-identical.
@@ -365,8 +368,6 @@ def plot_paper_vs_ours(panels, path_stem, title="", banner=None, offset=0.18):
         ax.set_xlim(-0.6, len(entries) - 0.4)
         ax.set_title(metric_title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    if title and not banner:
-        fig.suptitle(title, fontsize=10)
     handles, names = _unique_legend_entries(axes)
     fig.legend(handles, names, loc="outside lower center", ncol=min(max(len(names), 1), 4), frameon=False)
-    return save_figure(fig, path_stem, banner=f"{banner}\n{title}" if banner and title else banner)
+    return save_figure(fig, path_stem, banner=banner, title=title)

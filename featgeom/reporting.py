@@ -1,5 +1,5 @@
 """Per-dataset tables: gather every run's JSON results into one long table, summarise over
-seeds (mean ± 95% CI) and render Markdown + LaTeX. No torch."""
+seeds (mean ± 95% CI) and write Markdown, LaTeX and HTML. No torch."""
 from __future__ import annotations
 
 import re
@@ -93,45 +93,40 @@ def describe_loss(spec: dict) -> str:
 
 
 def render_table(table: str, summary: pd.DataFrame, ddof: int, experiments: dict | None = None,
-                 banner: str | None = None, other_code: list[str] = ()) -> tuple[str, str]:
-    """Markdown and LaTeX text, one section per experiment; the losses are listed under each table.
-    A pilot run's `banner` heads both, so a capped run cannot pass for a result; so does the list of runs made by
-    other training code than the current one (`other_code`, featgeom.lineage.runs_of_other_code)."""
+                 banner: str | None = None, other_code: list[str] = ()) -> tables.Document:
+    """The table file: one grid per experiment, the losses listed under each. A pilot run's `banner` heads it, so a
+    capped run cannot pass for a result; so does the list of runs made by other training code than the current one
+    (`other_code`, featgeom.lineage.runs_of_other_code)."""
     metrics = table_columns(table, set(summary["metric"]))
-    warnings = [banner] if banner else []
-    if other_code:
-        warnings.append(f"Made by other training code than the current one ({training_code_hash()}): "
-                        f"{', '.join(other_code)}. Retrain them to report this code (README, After a code change)")
-    markdown = [f"> **{line}**\n" for line in warnings]
-    latex = [f"% {line}\n\\textbf{{{tables.latex_escape(line)}}}\n" for line in warnings]
+    warnings = [f"Made by other training code than the current one ({training_code_hash()}): "
+                f"{', '.join(other_code)}. Retrain them to report this code (README, After a code change)"
+                ] if other_code else []
+    grids = []
     for experiment, part in summary.groupby("experiment", sort=False):
-        caption = f"{CAPTIONS[table]} — {experiment}" + (" [PILOT RUN: not a result]" if banner else "")
-        markdown.append(tables.render_markdown(part, metrics, caption=caption, ddof=ddof))
-        latex.append(tables.render_latex(part, metrics, caption=caption, ddof=ddof))
+        note = ""
         if experiments:
             methods = experiments[experiment]["methods"]
-            losses = "; ".join(f"{m}: {describe_loss(methods[m])}" for m in part["method"].unique())
-            markdown.append(f"Losses: {losses}\n")
-            latex.append(f"% Losses: {losses}\n")
-    return "\n".join(markdown), "\n".join(latex)
+            note = "Losses: " + "; ".join(f"{m}: {describe_loss(methods[m])}" for m in part["method"].unique())
+        grids.append(tables.summary_grid(part, metrics, f"{CAPTIONS[table]} — {experiment}", ddof=ddof, note=note))
+    return tables.document(grids, banner, warnings)
 
 
 def build_table(table: str, inputs: dict, experiments: dict, ddof: int = 0, banner: str | None = None):
-    """(summary for the CSV, markdown, latex). The CSV keeps full precision. inputs: metrics, probe, collapse and
+    """(summary for the CSV, tables.Document). The CSV keeps full precision. inputs: metrics, probe, collapse and
     provenance (of the trained runs) file lists."""
     long = table_long_frame(table, inputs, experiments)
     long = long[long["metric"].isin({k for k, _ in table_columns(table, set(long["metric"]))})]  # e.g. n_test
     if long.empty:
         raise ValueError(f"no numeric results found for table {table!r}")
     summary = stats.summarise_runs(long, ddof=ddof)
-    markdown, latex = render_table(table, summary, ddof, experiments, banner,
-                                   runs_of_other_code(inputs.get("provenance", [])))
-    return summary, markdown, latex
+    document = render_table(table, summary, ddof, experiments, banner, runs_of_other_code(inputs.get("provenance", [])))
+    return summary, document
 
 
-def write_table_files(output, frame: pd.DataFrame, markdown: str, latex: str, title: str) -> None:
-    """A table rule's outputs: output.csv (full precision), .md, .tex and .html (what the report shows)."""
+def write_table_files(output, frame: pd.DataFrame, document: tables.Document, title: str) -> None:
+    """A table rule's outputs: output.csv (full precision), and the document as .md, .tex and .html (what the report
+    shows)."""
     write_text(output.csv, frame.to_csv(index=False))
-    write_text(output.md, markdown)
-    write_text(output.tex, latex)
-    write_text(output.html, tables.markdown_to_html(markdown, title))
+    write_text(output.md, tables.markdown(document))
+    write_text(output.tex, tables.latex(document))
+    write_text(output.html, tables.html_page(document, title))

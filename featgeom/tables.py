@@ -1,15 +1,24 @@
-"""Results tables (Markdown, LaTeX and HTML) from a `stats.summarise_runs` summary.
+"""Results tables, built once as a grid of cells and rendered three ways: Markdown, LaTeX (booktabs) and HTML (the
+rendering `snakemake --report` shows in place).
 
-Layout as in the HAFrame paper's comparison tables: one row per (model type, method), the model
-type written only on the first row of its group, one column per metric, cells "mean ± ci95".
+A `Document` is what one table file holds: heading lines (the pilot banner, warnings), then one `Grid` per
+experiment (caption, header, rows of cells, footnote, a note line under it). A piece of text is a string or a tuple
+of fragments: plain strings, `Strong`, `Code` and `Math` (a formula in a Unicode and a LaTeX form). The grid holds no
+markup: each renderer escapes plain text for its format and sets the fragments its own way.
+
+`summary_grid` lays out a `stats.summarise_runs` summary as the HAFrame paper's comparison tables: one row per
+(model type, method), the model type written only on the first row of its group, one column per metric, cells
+"mean ± ci95".
 """
 from __future__ import annotations
 
 import html
 import math
-import re
+from dataclasses import dataclass, replace
 
 import pandas as pd
+
+from featgeom import pilot
 
 MAIN_METRICS = [
     ("top1", "Top-1"),
@@ -19,14 +28,173 @@ MAIN_METRICS = [
     ("hierdist@20", "HierDist@20"),
 ]
 MISSING = "–"
+PM = " ± "
+
+
+@dataclass(frozen=True)
+class Strong:
+    """Bold text: a result that misses the paper's interval, a caption."""
+    text: str
+
+
+@dataclass(frozen=True)
+class Code:
+    """A config key or file name, set in monospace."""
+    text: str
+
+
+@dataclass(frozen=True)
+class Math:
+    """A formula: `plain` (Unicode) in Markdown and HTML, `latex` (LaTeX math source, set between $...$) in LaTeX."""
+    plain: str
+    latex: str
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One table. align: one 'l' or 'r' per column (default: all left); group_starts: the rows that open a new
+    group (a \\midrule in LaTeX); note: a plain line under the table (a comment in LaTeX)."""
+    caption: object
+    header: list
+    rows: list
+    align: str = ""
+    footnote: object = ""
+    group_starts: tuple = ()
+    note: str = ""
+
+    def alignment(self) -> str:
+        return self.align or "l" * len(self.header)
+
+
+@dataclass(frozen=True)
+class Document:
+    """The content of one table file: `heading` lines (set in bold above every table), then the grids."""
+    heading: list
+    grids: list
+
+
+# ----------------------------------------------------------------------------- text fragments per format
+
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  # OT1 fonts set < and > as ¡ and ¿ outside math (the pilot banner's "seeds<=1")
+                  "<": r"\textless{}", ">": r"\textgreater{}",
                   # symbols the comparison tables print, in forms pdflatex sets without extra packages
                   "±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "α": r"$\alpha$", "−": r"$-$",
                   "–": "--"}
 
 
-def _cells(summary_df: pd.DataFrame, metrics, digits: int, pm: str, missing: str):
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def _html_escape(text: str) -> str:
+    return html.escape(str(text), quote=False)
+
+
+_MARKDOWN = {str: str, Strong: lambda f: f"**{f.text}**", Code: lambda f: f"`{f.text}`", Math: lambda f: f.plain}
+_LATEX = {str: latex_escape, Strong: lambda f: rf"\textbf{{{latex_escape(f.text)}}}",
+          Code: lambda f: rf"\texttt{{{latex_escape(f.text)}}}", Math: lambda f: f"${f.latex}$"}
+_HTML = {str: _html_escape, Strong: lambda f: f"<strong>{_html_escape(f.text)}</strong>",
+         Code: lambda f: f"<code>{_html_escape(f.text)}</code>", Math: lambda f: _html_escape(f.plain)}
+_PLAIN = {str: str, Strong: lambda f: f.text, Code: lambda f: f.text, Math: lambda f: f.plain}
+
+
+def _render(text, fragment_forms: dict) -> str:
+    fragments = text if isinstance(text, tuple) else (text,)
+    return "".join(next(form for kind, form in fragment_forms.items() if isinstance(f, kind))(f) for f in fragments)
+
+
+def plain_text(text) -> str:
+    """Text without markup, for a page or figure title."""
+    return _render(text, _PLAIN)
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+def _markdown_row(cells) -> str:
+    return "| " + " | ".join(_render(c, _MARKDOWN).replace("|", r"\|") for c in cells) + " |"
+
+
+def _markdown_grid(grid: Grid) -> str:
+    lines = [f"**{_render(grid.caption, _MARKDOWN)}**", ""] if grid.caption else []
+    lines.append(_markdown_row(grid.header))
+    lines.append("|" + "".join("---:|" if a == "r" else "---|" for a in grid.alignment()))
+    lines += [_markdown_row(row) for row in grid.rows]
+    lines += ["", f"_{_render(grid.footnote, _MARKDOWN)}_", ""] if grid.footnote else [""]
+    return "\n".join(lines)
+
+
+def markdown(document: Document) -> str:
+    blocks = [f"> **{line}**\n" for line in document.heading]
+    for grid in document.grids:
+        blocks += [_markdown_grid(grid)] + ([f"{grid.note}\n"] if grid.note else [])
+    return "\n".join(blocks)
+
+
+# ----------------------------------------------------------------------------- LaTeX
+
+def _latex_row(cells) -> str:
+    return " & ".join(_render(c, _LATEX) for c in cells) + r" \\"
+
+
+def _latex_grid(grid: Grid) -> str:
+    """booktabs tabular in a table float, the footnote in small print under the tabular."""
+    lines = [r"\begin{table}[t]", r"\centering"]
+    if grid.caption:
+        lines.append(rf"\caption{{{_render(grid.caption, _LATEX)}}}")
+    lines += [r"\begin{tabular}{" + grid.alignment() + "}", r"\toprule", _latex_row(grid.header), r"\midrule"]
+    for i, row in enumerate(grid.rows):
+        if i in grid.group_starts:
+            lines.append(r"\midrule")
+        lines.append(_latex_row(row))
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if grid.footnote:
+        lines.append(r"\\[2pt]{\footnotesize " + _render(grid.footnote, _LATEX) + "}")
+    return "\n".join(lines + [r"\end{table}", ""])
+
+
+def latex(document: Document) -> str:
+    blocks = [f"% {line}\n\\textbf{{{latex_escape(line)}}}\n" for line in document.heading]
+    for grid in document.grids:
+        blocks += [_latex_grid(grid)] + ([f"% {grid.note}\n"] if grid.note else [])
+    return "\n".join(blocks)
+
+
+# ----------------------------------------------------------------------------- HTML (for `snakemake --report`)
+# The report shows HTML (and images) in place but offers Markdown and CSV only as downloads.
+
+_HTML_STYLE = ("body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse;margin:8px 0}"
+               " th,td{border:1px solid #bbb;padding:3px 8px;text-align:left} .r{text-align:right}"
+               " .banner{color:#b00;font-weight:bold}")
+
+
+def _html_row(cells, tag: str, align: str) -> str:
+    opening = {"l": f"<{tag}>", "r": f'<{tag} class="r">'}
+    return "<tr>" + "".join(f"{opening[a]}{_render(c, _HTML)}</{tag}>" for c, a in zip(cells, align)) + "</tr>"
+
+
+def _html_grid(grid: Grid) -> list[str]:
+    lines = [f"<p><strong>{_render(grid.caption, _HTML)}</strong></p>"] if grid.caption else []
+    lines += ["<table>", _html_row(grid.header, "th", grid.alignment())]
+    lines += [_html_row(row, "td", grid.alignment()) for row in grid.rows] + ["</table>"]
+    lines += [f"<p><em>{_render(grid.footnote, _HTML)}</em></p>"] if grid.footnote else []
+    return lines + ([f"<p>{_html_escape(grid.note)}</p>"] if grid.note else [])
+
+
+def html_page(document: Document, title: str) -> str:
+    """A standalone HTML page of the document."""
+    body = [f'<p class="banner"><strong>{_html_escape(line)}</strong></p>' for line in document.heading]
+    for grid in document.grids:
+        body += _html_grid(grid)
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{_HTML_STYLE}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+# ----------------------------------------------------------------------------- grids of a summary over seeds
+
+def _cells(summary_df: pd.DataFrame, metrics, digits: int):
     """[(model_type, method, [cell per metric])] in first-appearance order."""
     experiments = summary_df["experiment"].unique()
     if len(experiments) > 1:
@@ -35,150 +203,51 @@ def _cells(summary_df: pd.DataFrame, metrics, digits: int, pm: str, missing: str
               for r in summary_df[["model_type", "method", "metric", "mean", "ci95"]].itertuples(index=False)}
     rows = []
     for model_type, method in summary_df[["model_type", "method"]].drop_duplicates().itertuples(index=False):
-        cells = [_format_cell(*lookup[(model_type, method, key)], digits, pm, missing)
-                 if (model_type, method, key) in lookup else missing
+        cells = [_format_cell(*lookup[(model_type, method, key)], digits)
+                 if (model_type, method, key) in lookup else MISSING
                  for key, _ in metrics]
         rows.append((str(model_type), str(method), cells))
     return rows
 
 
-def _format_cell(mean, ci95, digits: int, pm: str, missing: str) -> str:
+def _format_cell(mean, ci95, digits: int) -> str:
     if mean is None or math.isnan(float(mean)):
-        return missing
+        return MISSING
     if ci95 is None or math.isnan(float(ci95)):
         return f"{mean:.{digits}f}"  # a single seed has no interval
-    return f"{mean:.{digits}f}{pm}{ci95:.{digits}f}"
+    return f"{mean:.{digits}f}{PM}{ci95:.{digits}f}"
 
 
-def _seed_counts(summary_df: pd.DataFrame) -> str:
+def _seed_counts(summary_df: pd.DataFrame) -> Math:
     counts = sorted({int(n) for n in summary_df["n_seeds"]})
-    return f"n = {counts[0]}" if len(counts) == 1 else f"n ∈ {{{', '.join(map(str, counts))}}}"
+    if len(counts) == 1:
+        return Math(f"n = {counts[0]}", f"n = {counts[0]}")
+    listed = ", ".join(map(str, counts))
+    return Math(f"n ∈ {{{listed}}}", rf"n \in \{{{listed}\}}")
 
 
-def ci_footnote(summary_df: pd.DataFrame, ddof: int = 0) -> str:
-    return (f"mean ± 95% CI half-width over {_seed_counts(summary_df)} seeds: "
-            f"t₀.₉₇₅,ₙ₋₁ · std(ddof={ddof}) / √n")
+def ci_footnote(summary_df: pd.DataFrame, ddof: int = 0) -> tuple:
+    """How the cells' intervals are computed."""
+    return ("mean ± 95% CI half-width over ", _seed_counts(summary_df), " seeds: ",
+            Math(f"t₀.₉₇₅,ₙ₋₁ · std(ddof={ddof}) / √n",
+                 rf"t_{{0.975,n-1}}\cdot\mathrm{{std}}_{{\mathrm{{ddof}}={ddof}}}/\sqrt{{n}}"))
 
 
-def markdown_grid(header, rows, caption: str = "", footnote: str = "", align: str = "") -> str:
-    """A Markdown pipe table; align: one 'l' or 'r' per column (default: all left)."""
-    align = align or "l" * len(header)
-    lines = [f"**{caption}**", ""] if caption else []
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "".join("---:|" if a == "r" else "---|" for a in align))
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    lines += ["", f"_{footnote}_", ""] if footnote else [""]
-    return "\n".join(lines)
-
-
-def latex_grid(header, rows, caption: str = "", footnote: str = "", colspec: str = "",
-               rules_before=()) -> str:
-    """booktabs tabular in a table float. Cells are LaTeX already (escape text with latex_escape);
-    rules_before: indices of the rows a \\midrule precedes (group boundaries)."""
-    lines = [r"\begin{table}[t]", r"\centering"]
-    if caption:
-        lines.append(rf"\caption{{{latex_escape(caption)}}}")
-    lines += [r"\begin{tabular}{" + (colspec or "l" * len(header)) + "}", r"\toprule",
-              " & ".join(header) + r" \\", r"\midrule"]
-    for i, row in enumerate(rows):
-        if i in rules_before:
-            lines.append(r"\midrule")
-        lines.append(" & ".join(row) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"] + ([footnote] if footnote else []) + [r"\end{table}", ""]
-    return "\n".join(lines)
-
-
-def _grouped_rows(summary_df, metrics, digits: int, pm: str, missing: str, text=str):
-    """Rows (model type shown once per group) and the indices where a new model type starts."""
+def summary_grid(summary_df: pd.DataFrame, metrics=MAIN_METRICS, caption="", digits: int = 2, ddof: int = 0,
+                 note: str = "") -> Grid:
+    """The table of one experiment's summary; `metrics` is [(summary metric key, column header)]. A new model type
+    opens a group."""
     rows, starts, previous_type = [], [], None
-    for model_type, method, cells in _cells(summary_df, metrics, digits, pm, missing):
+    for model_type, method, cells in _cells(summary_df, metrics, digits):
         if previous_type is not None and model_type != previous_type:
             starts.append(len(rows))
-        rows.append([text(model_type) if model_type != previous_type else "", text(method), *cells])
+        rows.append([model_type if model_type != previous_type else "", method, *cells])
         previous_type = model_type
-    return rows, starts
+    return Grid(caption, ["Model", "Method", *(h for _, h in metrics)], rows, "ll" + "r" * len(metrics),
+                ci_footnote(summary_df, ddof), tuple(starts), note)
 
 
-def render_markdown(summary_df: pd.DataFrame, metrics=MAIN_METRICS, caption: str = "", digits: int = 2,
-                    ddof: int = 0) -> str:
-    """Markdown table; `metrics` is [(summary metric key, column header)]."""
-    rows, _ = _grouped_rows(summary_df, metrics, digits, " ± ", MISSING)
-    return markdown_grid(["Model", "Method", *(h for _, h in metrics)], rows, caption,
-                         ci_footnote(summary_df, ddof), align="ll" + "r" * len(metrics))
-
-
-def latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-
-
-def render_latex(summary_df: pd.DataFrame, metrics=MAIN_METRICS, caption: str = "", digits: int = 2,
-                 ddof: int = 0) -> str:
-    """booktabs tabular in a table float; a \\midrule separates model types."""
-    rows, starts = _grouped_rows(summary_df, metrics, digits, r" $\pm$ ", "--", text=latex_escape)
-    header = ["Model", "Method", *(latex_escape(h) for _, h in metrics)]
-    footnote = latex_footnote(latex_ci_text(summary_df, ddof))
-    return latex_grid(header, rows, caption, footnote, "ll" + "c" * len(metrics), starts)
-
-
-def latex_ci_text(summary_df: pd.DataFrame, ddof: int = 0) -> str:
-    """The LaTeX form of `ci_footnote`."""
-    counts = _seed_counts(summary_df).replace("∈", r"\in")
-    return (r"mean $\pm$ 95\% CI half-width over $" + counts + r"$ seeds: "
-            rf"$t_{{0.975,n-1}}\cdot\mathrm{{std}}_{{\mathrm{{ddof}}={ddof}}}/\sqrt{{n}}$")
-
-
-def latex_footnote(text: str) -> str:
-    """A small-print line under a tabular (text is LaTeX already)."""
-    return r"\\[2pt]{\footnotesize " + text + "}"
-
-
-# ----------------------------------------------------------------------------- HTML (for `snakemake --report`)
-# The report shows HTML (and images) in place but offers Markdown and CSV only as downloads, so every
-# table also gets an HTML rendering, converted from its Markdown: one source for both.
-
-_HTML_STYLE = ("body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse;margin:8px 0}"
-               " th,td{border:1px solid #bbb;padding:3px 8px} td{text-align:right} td:nth-child(-n+2){text-align:left}"
-               " .banner{color:#b00;font-weight:bold}")
-_INLINE = [(re.compile(r"\*\*(.+?)\*\*"), r"<strong>\1</strong>"), (re.compile(r"`(.+?)`"), r"<code>\1</code>")]
-
-
-def _inline_html(text: str) -> str:
-    text = html.escape(text, quote=False)
-    for pattern, replacement in _INLINE:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-def _html_table(rows: list[str]) -> list[str]:
-    """A Markdown pipe table (header, separator, body) as an HTML table."""
-    cells = [[c.strip() for c in row.strip().strip("|").split("|")] for row in rows]
-    header, body = cells[0], cells[2:]
-    out = ["<table>", "<tr>" + "".join(f"<th>{_inline_html(c)}</th>" for c in header) + "</tr>"]
-    out += ["<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>" for row in body]
-    return out + ["</table>"]
-
-
-def _html_paragraph(line: str) -> str:
-    if line.startswith("> "):
-        return f'<p class="banner">{_inline_html(line[2:])}</p>'
-    if len(line) > 2 and line.startswith("_") and line.endswith("_"):
-        return f"<p><em>{_inline_html(line[1:-1])}</em></p>"
-    return f"<p>{_inline_html(line)}</p>"
-
-
-def markdown_to_html(markdown: str, title: str) -> str:
-    """A standalone HTML page of the Markdown these renderers write: pipe tables, bold captions, the
-    pilot banner (> ...), italic footnotes (_..._), plain lines. Not a general Markdown converter."""
-    body, table = [], []
-    for line in markdown.splitlines() + [""]:
-        if line.lstrip().startswith("|"):
-            table.append(line)
-            continue
-        if table:
-            body += _html_table(table)
-            table = []
-        if line.strip():
-            body.append(_html_paragraph(line.strip()))
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{_HTML_STYLE}</style></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+def document(grids: list[Grid], banner: str | None, warnings=()) -> Document:
+    """A table file: a pilot run's `banner` and the `warnings` over the grids, the pilot mark on every caption."""
+    return Document(pilot.heading(banner) + list(warnings), [replace(g, caption=pilot.marked(g.caption, banner))
+                                                             for g in grids])

@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from featgeom import published
+from featgeom import published, tables
 from featgeom.comparison import (COMPARED, NO_PUBLISHED, NOT_RUN, build_ablation, build_paper_vs_ours, compare,
                                  intervals_overlap, metric_label)
 from featgeom.config import ConfigError
@@ -102,7 +102,8 @@ def row(frame, method, metric):
 
 
 def test_paper_vs_ours_on_fixed_numbers(cells):
-    frame, markdown, latex = build_paper_vs_ours(FIXED, cells, "cifar100", "cifar100")
+    frame, document = build_paper_vs_ours(FIXED, cells, "cifar100", "cifar100")
+    markdown, latex = tables.markdown(document), tables.latex(document)
     top1 = row(frame, "haframe", "top1")
     assert (top1.paper_mean, top1.paper_ci, top1.status) == (77.71, 0.2319, COMPARED)
     assert top1.difference == pytest.approx(-0.21) and top1.overlap  # [77.40, 77.60] meets [77.48, 77.94]
@@ -133,14 +134,17 @@ def test_experiment_without_any_published_method_is_not_compared(cells):
 
 
 def test_dataset_without_published_numbers_says_so(cells):
-    frame, markdown, _ = build_paper_vs_ours(FIXED, cells, "synthetic", None, banner="PILOT RUN (seeds<=1)")
+    frame, document = build_paper_vs_ours(FIXED, cells, "synthetic", None, banner="PILOT RUN (seeds<=1)")
+    markdown = tables.markdown(document)
     assert set(frame.status) == {NO_PUBLISHED} and set(frame.method) == {"haframe", "ce_t1", "mine"}
     assert markdown.startswith("> **PILOT RUN (seeds<=1)**")
-    assert "the paper has no numbers for this dataset" in markdown
+    assert "the paper has no numbers for this dataset" in markdown and "`published:`" in markdown
+    assert r"\texttt{published:}" in tables.latex(document)
 
 
 def test_ablation_shows_table6_rows_beside_the_papers(cells):
-    frame, markdown, _ = build_ablation(FIXED, cells, "cifar100", "cifar100")
+    frame, document = build_ablation(FIXED, cells, "cifar100", "cifar100")
+    markdown = tables.markdown(document)
     assert list(dict.fromkeys(frame.row)) == [1, 2, 3, 4]
     assert list(dict.fromkeys(frame.method)) == ["ce_t1", "ce_t2", "haframe_noloss", "haframe"]
     assert row(frame, "haframe_noloss", "top1").paper_mean == 77.30 and row(frame, "ce_t2", "top1").status == NOT_RUN

@@ -6,6 +6,7 @@ from featgeom.evaluation import crm_test_scores, load_scores, run_metrics
 from featgeom.io import read_json, write_json, write_npz
 from featgeom.lineage import training_code_hash
 from featgeom.reporting import build_table, parse_run_path
+from featgeom.tables import latex, markdown
 
 D = np.array([[0, 1, 2], [1, 0, 2], [2, 2, 0]])
 
@@ -58,13 +59,13 @@ def test_main_table_from_run_files(tmp_path):
             path = tmp_path / f"results/ds/main/{method}/seed{seed}/metrics.json"
             write_json(path, {"top1": value, "mistake_severity": 2.0, "n_test": 10})
             paths.append(str(path))
-    summary, markdown, latex = build_table("main", {"metrics": paths}, experiments, ddof=0)
+    summary, document = build_table("main", {"metrics": paths}, experiments, ddof=0)
     row = summary[(summary.method == "ce_t1") & (summary.metric == "top1")].iloc[0]
     assert row["mean"] == pytest.approx(72.0)
     assert row["ci95"] == pytest.approx(4.302653 * np.std([70, 72, 74]) / np.sqrt(3), rel=1e-5)
     assert set(summary["metric"]) == {"top1", "mistake_severity"}
-    assert "| I | ce_t1 | 72.00 ± " in markdown and "\\toprule" in latex
-    assert "Losses: ce_t1: ce; haframe: haframe (alpha=0.4)" in markdown
+    assert "| I | ce_t1 | 72.00 ± " in markdown(document) and "\\toprule" in latex(document)
+    assert "Losses: ce_t1: ce; haframe: haframe (alpha=0.4)" in markdown(document)
 
 
 def test_run_path_outside_a_run_folder_is_rejected():
@@ -85,18 +86,18 @@ def _main_runs(tmp_path, metrics):
 def test_main_table_names_hierdist_at_the_k_computed(tmp_path):
     # A 12-class dataset has HierDist@12 where the paper's datasets have @20: the header says so.
     inputs, experiments = _main_runs(tmp_path, {"top1": 50.0, "hierdist@1": 1.0, "hierdist@5": 1.5, "hierdist@12": 2.0})
-    summary, markdown, _ = build_table("main", inputs, experiments)
-    assert "| Model | Method | Top-1 | HierDist@1 | HierDist@5 | HierDist@12 |" in markdown
-    assert "HierDist@20" not in markdown and "hierdist@12" in set(summary["metric"])
+    summary, document = build_table("main", inputs, experiments)
+    assert "| Model | Method | Top-1 | HierDist@1 | HierDist@5 | HierDist@12 |" in markdown(document)
+    assert "HierDist@20" not in markdown(document) and "hierdist@12" in set(summary["metric"])
 
 
 def test_pilot_banner_heads_every_rendering(tmp_path):
     inputs, experiments = _main_runs(tmp_path, {"top1": 50.0})
-    _, markdown, latex = build_table("main", inputs, experiments, banner="PILOT RUN (epochs<=1)")
-    assert markdown.startswith("> **PILOT RUN (epochs<=1)**") and "[PILOT RUN: not a result]" in markdown
-    assert "PILOT RUN (epochs<=1)" in latex.splitlines()[0]
-    _, plain, _ = build_table("main", inputs, experiments)
-    assert "PILOT" not in plain
+    _, pilot = build_table("main", inputs, experiments, banner="PILOT RUN (epochs<=1)")
+    assert markdown(pilot).startswith("> **PILOT RUN (epochs<=1)**") and "[PILOT RUN: not a result]" in markdown(pilot)
+    assert "PILOT RUN (epochs<=1)" in latex(pilot).splitlines()[0]
+    _, plain = build_table("main", inputs, experiments)
+    assert "PILOT" not in markdown(plain)
 
 
 def test_a_table_names_the_runs_made_by_other_training_code(tmp_path):
@@ -106,10 +107,10 @@ def test_a_table_names_the_runs_made_by_other_training_code(tmp_path):
         path = tmp_path / f"results/ds/main/ce_t1/seed{seed}/provenance.json"
         write_json(path, {"made_of": {"code": code}})
         provenance.append(str(path))
-    _, markdown, latex = build_table("main", {**inputs, "provenance": provenance}, experiments)
+    _, document = build_table("main", {**inputs, "provenance": provenance}, experiments)
     assert f"Made by other training code than the current one ({training_code_hash()}): " \
-           "main/ce_t1/seed1 (code 0123456789abcdef)" in markdown.splitlines()[0]
-    assert "seed0" not in markdown.splitlines()[0] and "main/ce\\_t1/seed1" in latex
-    _, current, _ = build_table("main", {**inputs, "provenance": provenance[:1]}, experiments)
-    assert "other training code" not in current
+           "main/ce_t1/seed1 (code 0123456789abcdef)" in markdown(document).splitlines()[0]
+    assert "seed0" not in markdown(document).splitlines()[0] and "main/ce\\_t1/seed1" in latex(document)
+    _, current = build_table("main", {**inputs, "provenance": provenance[:1]}, experiments)
+    assert "other training code" not in markdown(current)
 

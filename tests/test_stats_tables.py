@@ -1,4 +1,4 @@
-"""featgeom.stats (CI over seeds) and featgeom.tables (Markdown / LaTeX rendering)."""
+"""featgeom.stats (CI over seeds) and featgeom.tables (one grid of cells, rendered as Markdown, LaTeX and HTML)."""
 import math
 
 import numpy as np
@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from featgeom.stats import SUMMARY_COLUMNS, ci95_halfwidth, summarise_runs
-from featgeom.tables import MAIN_METRICS, latex_escape, markdown_to_html, render_latex, render_markdown
+from featgeom.tables import (MAIN_METRICS, Code, Grid, Math, Strong, document, html_page, latex, latex_escape,
+                             markdown, summary_grid)
 
 T_975_4DOF = 2.776445105  # scipy.stats.t.ppf(0.975, 4), as used by HAFrame's multiple_runs_eval.py
 
@@ -55,6 +56,14 @@ def test_summarise_runs_rejects_bad_input():
         summarise_runs(doubled)
 
 
+def render_markdown(summary, metrics, **grid):
+    return markdown(document([summary_grid(summary, metrics, **grid)], None))
+
+
+def render_latex(summary, metrics, **grid):
+    return latex(document([summary_grid(summary, metrics, **grid)], None))
+
+
 def test_markdown_table():
     text = render_markdown(summarise_runs(runs()), MAIN_METRICS, caption="CIFAR-100", digits=2)
     lines = text.splitlines()
@@ -74,7 +83,7 @@ def test_latex_table_escapes_and_booktabs():
     text = render_latex(summary, [("top1", "Top-1"), ("hierdist@1", "HierDist@1"), ("missing_key", "X_Y")],
                         caption="tiered_imagenet results")
     assert r"\toprule" in text and r"\midrule" in text and r"\bottomrule" in text
-    assert r"\begin{tabular}{llccc}" in text
+    assert r"\begin{tabular}{llrrr}" in text
     assert r"CE\_CRM" in text and r"X\_Y" in text and r"tiered\_imagenet" in text
     assert "CE_CRM" not in text.replace(r"CE\_CRM", "")
     assert r"72.00 $\pm$ 1.76" in text and "--" in text
@@ -82,7 +91,26 @@ def test_latex_table_escapes_and_booktabs():
 
 
 def test_latex_escape_specials():
-    assert latex_escape("a_b & 50% #1") == r"a\_b \& 50\% \#1"
+    assert latex_escape("a_b & 50% #1 <=2") == r"a\_b \& 50\% \#1 \textless{}=2"
+
+
+def test_mixed_seed_counts_keep_their_braces_in_latex():
+    summary = summarise_runs(runs()[lambda r: (r.method != "HAFrame") | (r.seed < 3)])
+    assert r"$n \in \{3, 5\}$ seeds" in render_latex(summary, MAIN_METRICS)
+    assert "n ∈ {3, 5} seeds" in render_markdown(summary, MAIN_METRICS)
+
+
+def test_every_rendering_escapes_its_special_characters():
+    grid = Grid(("A & B ", Code("published:")), ["x_1", "<y>"], [[Strong("a|b"), Math("√n", r"\sqrt{n}")]], "lr")
+    doc = document([grid], None)
+    assert "**A & B `published:`**" in markdown(doc) and r"| **a\|b** | √n |" in markdown(doc)
+    tex = latex(doc)
+    assert r"\caption{A \& B \texttt{published:}}" in tex and r"x\_1 & \textless{}y\textgreater{} \\" in tex
+    assert r"\textbf{a|b} & $\sqrt{n}$ \\" in tex and r"\begin{tabular}{lr}" in tex
+    page = html_page(doc, "t")
+    assert "<p><strong>A &amp; B <code>published:</code></strong></p>" in page
+    assert '<tr><th>x_1</th><th class="r">&lt;y&gt;</th></tr>' in page
+    assert '<tr><td><strong>a|b</strong></td><td class="r">√n</td></tr>' in page
 
 
 def test_one_table_per_experiment():
@@ -91,12 +119,13 @@ def test_one_table_per_experiment():
         render_markdown(summarise_runs(two), MAIN_METRICS, caption="x", digits=2)
 
 
-def test_html_rendering_of_a_markdown_table():
-    markdown = "> **PILOT RUN (seeds<=1)**\n\n" + render_markdown(summarise_runs(runs()), MAIN_METRICS, caption="A & B")
-    page = markdown_to_html(markdown.replace("| CE |", "| **CE** |"), title="cifar100: main")
+def test_html_rendering_of_a_table():
+    grid = summary_grid(summarise_runs(runs()), MAIN_METRICS, caption="A & B", note="Losses: CE: ce")
+    page = html_page(document([grid], "PILOT RUN (seeds<=1)"), title="cifar100: main")
     assert page.startswith("<!DOCTYPE html>") and "<title>cifar100: main</title>" in page
     assert '<p class="banner"><strong>PILOT RUN (seeds&lt;=1)</strong></p>' in page
-    assert "<p><strong>A &amp; B</strong></p>" in page
-    assert "<tr><th>Model</th><th>Method</th><th>Top-1</th>" in page
-    assert "<tr><td>Type-I</td><td><strong>CE</strong></td><td>72.00 ± 1.76</td>" in page
+    assert "<p><strong>A &amp; B [PILOT RUN: not a result]</strong></p>" in page
+    assert '<tr><th>Model</th><th>Method</th><th class="r">Top-1</th>' in page
+    assert '<tr><td>Type-I</td><td>CE</td><td class="r">72.00 ± 1.76</td>' in page
     assert page.count("<tr>") == 4 and "<p><em>mean ± 95% CI half-width" in page
+    assert "<p>Losses: CE: ce</p>" in page

@@ -9,7 +9,6 @@ from featgeom.rule_io import rule_log, write_rule_provenance
 with rule_log(snakemake):
     dataset, params = snakemake.wildcards.dataset, snakemake.params
     summary, cells = pd.read_csv(snakemake.input.main), read_published(snakemake.input.published)
-    frame, markdown, latex = build_ablation(summary, cells, dataset, params.published, ddof=params.ddof,
-                                            banner=params.pilot)
-    write_table_files(snakemake.output, frame, markdown, latex, f"{dataset}: ablation (HAFrame Table 6 layout)")
+    frame, document = build_ablation(summary, cells, dataset, params.published, ddof=params.ddof, banner=params.pilot)
+    write_table_files(snakemake.output, frame, document, f"{dataset}: ablation (HAFrame Table 6 layout)")
     write_rule_provenance(snakemake)
