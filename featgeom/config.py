@@ -11,7 +11,8 @@ import copy
 import difflib
 import json
 
-TABLE_OF_KIND = {"hierarchy": "main", "coarse_fine": "coarse_fine", "longtail": "longtail"}
+from featgeom.registry import TABLE_OF_KIND  # the run table of each experiment kind, from the registry
+
 IN_MEMORY_KINDS = ("synthetic", "cifar100", "cifar10")
 # Image folders prepared from raw ILSVRC-2012 / iNaturalist 2019 files and MBM's split lists (featgeom.data.prepare_raw)
 RAW_IMAGE_KINDS = ("tiered_imagenet_raw", "inaturalist19_raw")
@@ -386,9 +387,8 @@ def _check_input_pipeline(where, run, in_memory) -> None:
 
 def _check_figures(dataset, ds):
     figures = ds.get("figures", {})
-    for key in ("tsne_experiment", "muller_experiment"):
-        name = figures.get(key)
-        if name is not None and name not in ds["experiments"]:
+    for key, name in figures.items():
+        if key.endswith("_experiment") and name not in ds["experiments"]:  # the experiment a figure draws
             raise ConfigError(f"datasets.{dataset}.figures.{key} = {name!r} is not an experiment of {dataset}")
     tsne = figures.get("tsne_experiment")
     if tsne is not None and ds["source"]["kind"] not in IN_MEMORY_KINDS:

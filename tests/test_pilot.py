@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 import featgeom.config as fg
+from featgeom import registry
 from featgeom.evaluation import load_scores, run_metrics
 from featgeom.hierarchy import read_distance_csv
 
@@ -46,11 +47,10 @@ def config():
 def test_pilot_writes_every_table_and_figure_of_the_papers(pilot):
     cfg = config()
     for dataset, ds in cfg["datasets"].items():
-        for table in fg.table_targets(cfg, dataset) + ["collapse"]:
+        for table in registry.names_for(registry.TABLES, ds):
             for ext in ("csv", "md", "tex"):
                 assert (pilot / f"results/{dataset}/tables/{table}.{ext}").stat().st_size > 0
-        figures = ["nc_curves"] + [f for f in ("tsne", "muller") if f"{f}_experiment" in ds.get("figures", {})]
-        for figure in figures:
+        for figure in registry.names_for(registry.FIGURES, ds):
             assert (pilot / f"results/{dataset}/figures/{figure}.png").read_bytes()[:4] == b"\x89PNG"
     assert "Nothing to be done" in snakemake(pilot, "-n").stdout
 

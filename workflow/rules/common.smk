@@ -4,6 +4,7 @@ import os
 from types import SimpleNamespace
 
 import featgeom.config as fg
+from featgeom import registry
 from featgeom.config_files import checked_config
 from featgeom.data.manifest import folder_listing
 from featgeom.hierarchy_stage import check_hierarchy_files
@@ -273,24 +274,9 @@ def class_names_source(wildcards):
     return {}
 
 
-def compares_with_paper(dataset):
-    """Datasets with a hierarchy experiment (a `main` table) and a published counterpart (`published:`) get the
-    paper-vs-ours table, figure and ablation; without one, every cell would say "no published number"."""
-    return "main" in fg.table_targets(config, dataset) and bool(config["datasets"][dataset].get("published"))
-
-
 def published_name(wildcards):
     """The dataset's published counterpart (`published:`), None when the paper has no numbers for it."""
     return config["datasets"][wildcards.dataset].get("published")
-
-
-def figure_names(dataset):
-    figs = config["datasets"][dataset].get("figures", {})
-    names = ["nc_curves"]
-    names += ["tsne"] if "tsne_experiment" in figs else []
-    names += ["muller"] if "muller_experiment" in figs else []
-    names += ["paper_vs_ours"] if compares_with_paper(dataset) else []
-    return names
 
 
 def run_targets(dataset):
@@ -314,10 +300,10 @@ def all_targets():
     targets = []
     for dataset in config["datasets"]:
         targets += run_targets(dataset)
-        tables = fg.table_targets(config, dataset) + ["collapse"]
-        tables += ["paper_vs_ours", "ablation"] if compares_with_paper(dataset) else []
+        spec = config["datasets"][dataset]  # the registry says which tables and figures it gets
+        tables, figures = registry.names_for(registry.TABLES, spec), registry.names_for(registry.FIGURES, spec)
         targets += expand("results/{d}/tables/{t}.{ext}", d=dataset, t=tables, ext=["csv", "md", "tex", "html"])
-        targets += expand("results/{d}/figures/{f}.{ext}", d=dataset, f=figure_names(dataset), ext=["png", "pdf"])
+        targets += expand("results/{d}/figures/{f}.{ext}", d=dataset, f=figures, ext=["png", "pdf"])
         targets.append(f"results/{dataset}/hierarchy/distances.csv")
     return targets
 

@@ -22,7 +22,7 @@ rule table:
         # a change of the training code reruns the tables (seconds), which then name the runs the old code made
         training_code=lambda wc: training_code_hash(),  # only where a table job is considered
     wildcard_constraints:
-        table="main|coarse_fine|longtail|collapse",
+        table="|".join(registry.RUN_TABLES),
     log:
         "logs/{dataset}/tables/{table}.log",
     localrule: True
