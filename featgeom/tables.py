@@ -9,6 +9,9 @@ markup: each renderer escapes plain text for its format and sets the fragments i
 `summary_grid` lays out a `stats.summarise_runs` summary as the HAFrame paper's comparison tables: one row per
 (model type, method), the model type written only on the first row of its group, one column per metric, cells
 "mean ± ci95".
+
+Small renderers rather than pandas' Styler.to_latex / to_html: Styler needs jinja2, which featgeom does not declare
+(snakemake brings it), writes no Markdown, and its LaTeX escaping leaves ±, ↑, ↓, α and − to the font.
 """
 from __future__ import annotations
 
