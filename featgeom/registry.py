@@ -38,22 +38,22 @@ class Output:
         return all(holds.get(need, False) for need in self.needs)
 
 
-COMPARED = ("kind:hierarchy", "published")  # beside the paper's numbers: needs the `main` table and the paper's rows
+BESIDE_THE_PAPER = ("kind:hierarchy", "published")  # needs the `main` table and the paper's rows
 
 TABLES = {
     "main": Output(FROM_RUNS, ("kind:hierarchy",)),
     "coarse_fine": Output(FROM_RUNS, ("kind:coarse_fine",)),
     "longtail": Output(FROM_RUNS, ("kind:longtail",)),
     "collapse": Output(FROM_RUNS),  # every experiment of the dataset
-    "paper_vs_ours": Output("featgeom.comparison:build_paper_vs_ours", COMPARED),
-    "ablation": Output("featgeom.comparison:build_ablation", COMPARED),
+    "paper_vs_ours": Output("featgeom.comparison:build_paper_vs_ours", BESIDE_THE_PAPER),
+    "ablation": Output("featgeom.comparison:build_ablation", BESIDE_THE_PAPER),
 }
 
 FIGURES = {
     "nc_curves": Output("featgeom.figures:plot_nc"),
     "tsne": Output("featgeom.figures:tsne_figure", ("figures.tsne_experiment",)),
     "muller": Output("featgeom.figures:muller_figure", ("figures.muller_experiment",)),
-    "paper_vs_ours": Output("featgeom.figures:paper_vs_ours_figure", COMPARED),
+    "paper_vs_ours": Output("featgeom.figures:paper_vs_ours_figure", BESIDE_THE_PAPER),
 }
 
 RUN_TABLES = [name for name, table in TABLES.items() if table.builder == FROM_RUNS]
