@@ -40,6 +40,3 @@ def in_memory_kinds() -> list[str]:
     """The kinds held in memory, in registry order (for error messages)."""
     return [name for name, kind in DATASET_KINDS.items() if kind.in_memory]
 
-
-def kinds_prepared_by(rule: str) -> list[str]:
-    return [name for name, kind in DATASET_KINDS.items() if kind.prepare_rule == rule]
