@@ -2,10 +2,10 @@
 
 The JSON schema (workflow/schemas/config.schema.yaml) checks types and names, and holds every default that is
 one fixed value: featgeom.config_files.checked_config writes them into the config. This module writes the
-defaults that depend on another value (the dataset kind, the recipe, the backbone, a top-level key: the
-DEFAULT_* tables below), checks what a schema cannot (cross references between methods, frames that the chosen
-head needs) and raises ConfigError naming the offending key path. Its functions take a checked config. No torch
-here: the Snakefile imports this at parse time on every SLURM job.
+defaults that depend on another value (the dataset kind's, from featgeom.data.kinds; the recipe's, the
+backbone's and the top-level keys', from the tables below), checks what a schema cannot (cross references
+between methods, frames that the chosen head needs) and raises ConfigError naming the offending key path. Its
+functions take a checked config. No torch here: the Snakefile imports this at parse time on every SLURM job.
 """
 from __future__ import annotations
 
