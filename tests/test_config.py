@@ -199,11 +199,13 @@ def test_method_train_block_overrides_the_experiment():
     config = tiny()
     methods(config)["haframe"]["train"] = {"epochs": 7, "speed": {"compile": True}}
     config["datasets"]["synthetic"]["experiments"]["main"]["train"]["momentum"] = 0.8
-    config = filled(config)
+    raw, config = config, filled(config)
+    assert "schedule" not in raw["datasets"]["synthetic"]["experiments"]["main"]["train"]  # the input stays as given
     spec = resolve_run(config, "synthetic", "main", "haframe")
     assert spec["train"]["epochs"] == 7 and spec["train"]["batch_size"] == 32
     assert spec["train"]["momentum"] == 0.8  # an override is not filled with defaults that would replace these
-    assert resolve_execution(config, "synthetic", "main", "haframe")["speed"]["cudnn_benchmark"]
+    assert resolve_execution(config, "synthetic", "main", "haframe")["speed"] == {
+        "channels_last": False, "compile": True, "cuda_graph": False, "cudnn_benchmark": True}
     assert resolve_run(config, "synthetic", "main", "ce_t1")["train"]["epochs"] == 2
 
 
