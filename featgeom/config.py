@@ -1,9 +1,11 @@
 """Reading the pipeline config: which runs exist and the fully resolved spec of one run.
 
-The JSON schema (workflow/schemas/config.schema.yaml) checks types and names; this module
-checks what a schema cannot (cross references between methods, frames that the chosen head
-needs) and raises ConfigError naming the offending key path. No torch here: the Snakefile
-imports this at parse time on every SLURM job.
+The JSON schema (workflow/schemas/config.schema.yaml) checks types and names, and holds every default that is
+one fixed value: featgeom.config_files.checked_config writes them into the config. This module writes the
+defaults that depend on another value (the dataset kind's, from featgeom.data.kinds; the recipe's, the
+backbone's and the top-level keys', from the tables below), checks what a schema cannot (cross references
+between methods, frames that the chosen head needs) and raises ConfigError naming the offending key path. Its
+functions take a checked config. No torch here: the Snakefile imports this at parse time on every SLURM job.
 """
 from __future__ import annotations
 
@@ -11,27 +13,22 @@ import copy
 import difflib
 import json
 
+from featgeom.data.kinds import dataset_kind, in_memory_kinds
 from featgeom.registry import TABLE_OF_KIND  # the run table of each experiment kind, from the registry
 
-IN_MEMORY_KINDS = ("synthetic", "cifar100", "cifar10")
-# Image folders prepared from raw ILSVRC-2012 / iNaturalist 2019 files and MBM's split lists (featgeom.data.prepare_raw)
-RAW_IMAGE_KINDS = ("tiered_imagenet_raw", "inaturalist19_raw")
-DEFAULT_STRETCH = 224  # both papers trained on 224 x 224 stretched copies (MBM README; HAFrame's *-224 paths)
-# Coarse labels (CIFAR-20 for CIFAR-100: the tree's level 4 = the pickle's coarse_labels).
-DEFAULT_COARSE_LEVEL = {"cifar100": 4, "synthetic": 1}
-# HAFrame's published input pipelines per image-folder recipe (MBM transforms.py): augment, size.
+# train.augment of in-memory arrays, and of image folders per recipe: HAFrame's published input pipelines
+# (MBM transforms.py); train.image_size of image folders.
+IN_MEMORY_AUGMENT = "crop_flip"
 RECIPE_AUGMENT = {"fgvc": "crop_flip", "inat": "random_resized_crop_flip", "imagenet": "random_resized_crop_flip"}
 DEFAULT_IMAGE_SIZE = 224
-DEFAULT_RESOURCES = {"runtime": 24 * 60, "mem_mb": 16000}
 # Training runs sharing one GPU, per backbone, when the config does not say (benchmarks/bench_train_gpu.py):
 # a small-batch CIFAR step is bound by kernel launches, so several runs at once fill the GPU (H100: 4 ResNet-32
 # runs gave 2.27x one run's img/s, 3 WRN-28-8 runs 2.47x); a 224-px ResNet-50 run is bound by image decoding.
 DEFAULT_RUNS_PER_GPU = {"resnet32": 4, "resnet_cifar": 4, "wrn28_8": 3, "convnet_small": 8}
+OTHER_BACKBONES_RUNS_PER_GPU = 1  # a 224-px ResNet-50 run fills a GPU (or its image decoding does)
 # Train-block keys that set how fast a run goes, not what it computes: kept out of the run spec (and so out of
 # what made a checkpoint (featgeom.lineage) and Snakemake's params), so changing them neither reruns nor restarts a run.
 EXECUTION_KEYS = ("resources", "speed", "logger")  # how a run executes or is watched, not what it computes
-# cudnn_benchmark is on, as in the reference (HAFrame's MBM/scripts/start_training.py sets cudnn.benchmark = True).
-DEFAULT_SPEED = {"channels_last": False, "compile": False, "cuda_graph": False, "cudnn_benchmark": True}
 # An image-folder run's job books one core per loader worker (train.num_workers: each decodes and augments one
 # image at a time) and MAIN_PROCESS_CORES for the training process, which decodes nothing: its Python loop and
 # kernel launches, and the thread that copies each uint8 batch into pinned memory (README, "Speed"). Without
@@ -129,15 +126,19 @@ def pilot_banner(config) -> str | None:
 
 
 def coarse_level(dataset_spec) -> int | None:
-    """Depth of the hierarchy level used as coarse labels: configured, else the dataset kind's default."""
-    configured = dataset_spec["hierarchy"].get("coarse_level")
-    return configured if configured is not None else DEFAULT_COARSE_LEVEL.get(dataset_spec["source"]["kind"])
+    """Depth of the hierarchy level used as coarse labels: configured, else the dataset kind's (None: neither)."""
+    return dataset_spec["hierarchy"].get("coarse_level", dataset_kind(dataset_spec["source"]).coarse_level)
+
+
+def in_memory(source: dict) -> bool:
+    """Whether a source's data is held in memory (arrays.npz), not read from an image folder by loader workers."""
+    return dataset_kind(source).in_memory
 
 
 def experiments(config):
     """Yield (dataset, experiment, experiment_spec) in config order."""
     for dataset, ds in config["datasets"].items():
-        for name, exp in ds.get("experiments", {}).items():
+        for name, exp in ds["experiments"].items():
             yield dataset, name, exp
 
 
@@ -167,22 +168,22 @@ def resolve_run(config, dataset, experiment, method):
     ds = config["datasets"][dataset]
     exp = ds["experiments"][experiment]
     spec = exp["methods"][method]
-    train = deep_merge(exp.get("train", {}), spec.get("train"))
+    train = deep_merge(exp["train"], spec.get("train"))
     return {
         "dataset": dataset,
         "experiment": experiment,
         "method": method,
         "kind": exp["kind"],
-        "label_level": exp.get("label_level", "fine"),
+        "label_level": exp["label_level"],
         "source": ds["source"],
-        "model_type": str(spec.get("model_type", "")),
+        "model_type": str(spec["model_type"]),
         "model": resolve_model(spec.get("model"), config),
         "loss": spec.get("loss"),
-        "frame": spec.get("frame", {}),
+        "frame": spec["frame"],
         "crm_of": spec.get("crm_of"),
         "longtail": exp.get("longtail"),
         "train": resolve_train(train, ds["source"], config),
-        "device": config.get("device", "auto"),
+        "device": config["device"],
         "pilot": pilot_banner(config),
     }
 
@@ -191,17 +192,16 @@ def resolve_execution(config, dataset, experiment, method) -> dict:
     """How a run is executed (not what it computes): {'resources': runtime, mem_mb, runs_per_gpu; 'speed': ...;
     'logger': none | tensorboard}.
 
-    runs_per_gpu defaults per backbone (DEFAULT_RUNS_PER_GPU), else 1; runs_per_process defaults to the
-    config's top-level `runs_per_process`, else 1.
+    runs_per_gpu defaults per backbone (DEFAULT_RUNS_PER_GPU), else OTHER_BACKBONES_RUNS_PER_GPU;
+    runs_per_process and logger default to the config's top-level keys; the rest to the schema's defaults.
     """
     exp = config["datasets"][dataset]["experiments"][experiment]
     spec = exp["methods"][method]
-    train = deep_merge(exp.get("train", {}), spec.get("train"))
-    backbone = (spec.get("model") or {}).get("backbone")
-    resources = {**DEFAULT_RESOURCES, "runs_per_gpu": DEFAULT_RUNS_PER_GPU.get(backbone, 1),
-                 "runs_per_process": config.get("runs_per_process", 1), **train.get("resources", {})}
-    return {"resources": resources, "speed": {**DEFAULT_SPEED, **train.get("speed", {})},
-            "logger": train.get("logger", config.get("logger", "none"))}
+    train = deep_merge(exp["train"], spec.get("train"))
+    backbone = (spec.get("model") or {}).get("backbone")  # a CRM method has no model: it trains nothing
+    resources = {"runs_per_gpu": DEFAULT_RUNS_PER_GPU.get(backbone, OTHER_BACKBONES_RUNS_PER_GPU),
+                 "runs_per_process": config["runs_per_process"], **train["resources"]}
+    return {"resources": resources, "speed": train["speed"], "logger": train.get("logger", config["logger"])}
 
 
 def booked_threads(config, dataset, experiment, method) -> int:
@@ -209,13 +209,13 @@ def booked_threads(config, dataset, experiment, method) -> int:
     MAIN_PROCESS_CORES for an image folder with loader workers, else threads_per_run (the training process's
     torch threads)."""
     workers = wanted_workers(resolve_run(config, dataset, experiment, method))
-    return workers + MAIN_PROCESS_CORES if workers else config.get("threads_per_run", 1)
+    return workers + MAIN_PROCESS_CORES if workers else config["threads_per_run"]
 
 
 def wanted_workers(spec: dict) -> int:
-    """The loader workers a resolved run spec asks for: train.num_workers (DEFAULT_NUM_WORKERS if unset) for an
-    image folder, 0 for in-memory data."""
-    return 0 if spec["source"]["kind"] in IN_MEMORY_KINDS else spec["train"].get("num_workers", DEFAULT_NUM_WORKERS)
+    """The loader workers a resolved run spec asks for: train.num_workers for an image folder, 0 for in-memory
+    data."""
+    return 0 if in_memory(spec["source"]) else spec["train"]["num_workers"]
 
 
 def run_packs(config) -> list[dict]:
@@ -269,7 +269,7 @@ def feature_seeds(config, dataset, experiment) -> list[int]:
     and seed 0 of an experiment a figure (t-SNE, Mueller) is drawn from."""
     exp = config["datasets"][dataset]["experiments"][experiment]
     seeds = set(range(exp["seeds"])) if exp["kind"] == "coarse_fine" else set()
-    if experiment in config["datasets"][dataset].get("figures", {}).values():
+    if experiment in config["datasets"][dataset]["figures"].values():
         seeds.add(0)
     return sorted(seeds)
 
@@ -281,7 +281,7 @@ def gpu_percent(runs_per_gpu: int) -> int:
 
 
 def imagenet_weights_path(config) -> str:
-    return f"{config.get('weights_root', 'data/pretrained')}/{IMAGENET_RESNET50_FILE}"
+    return f"{config['weights_root']}/{IMAGENET_RESNET50_FILE}"
 
 
 def resolve_model(model: dict | None, config) -> dict | None:
@@ -294,44 +294,47 @@ def resolve_model(model: dict | None, config) -> dict | None:
 
 
 def resolve_train(train: dict, source: dict, config) -> dict:
-    """The train block with every default written out, so provenance says what was applied."""
-    recipe = source.get("recipe")
+    """The run's train block (execution keys left out) with the defaults that depend on the data written out:
+    augment (in-memory arrays: IN_MEMORY_AUGMENT; image folders: their recipe's), and for image folders
+    image_size (capped by the pilot's limits) and num_workers. The schema's defaults are in `train` already, so
+    provenance says everything that was applied."""
+    out = {k: v for k, v in train.items() if k not in EXECUTION_KEYS}
+    if in_memory(source):
+        return {"augment": IN_MEMORY_AUGMENT, **out}
+    out = {"augment": RECIPE_AUGMENT[source["recipe"]], "image_size": DEFAULT_IMAGE_SIZE,
+           "num_workers": DEFAULT_NUM_WORKERS, **out}
     limits = config.get("limits") or {}
-    out = {"augment": RECIPE_AUGMENT.get(recipe, "crop_flip"), "select": "best_val", "collapse_every": 0,
-           "collapse_seeds": [0], "schedule": "cosine_per_epoch", "precision": "fp32",
-           **{k: v for k, v in train.items() if k not in EXECUTION_KEYS}}
-    if source["kind"] not in IN_MEMORY_KINDS:
-        size = train.get("image_size", DEFAULT_IMAGE_SIZE)
-        out["image_size"] = min(size, limits["image_size"]) if "image_size" in limits else size
+    if "image_size" in limits:
+        out["image_size"] = min(out["image_size"], limits["image_size"])
     return out
 
 
 def check_config(config):
-    """Cross-reference checks the schema cannot express; raises ConfigError."""
+    """Cross-reference checks the schema cannot express, on a config with the schema's defaults written out;
+    raises ConfigError. Each method is checked alone before the runs it resolves to."""
     for dataset, name, exp in experiments(config):
         where = f"datasets.{dataset}.experiments.{name}"
-        if exp["kind"] == "coarse_fine" and exp.get("label_level") != "coarse":
+        if exp["kind"] == "coarse_fine" and exp["label_level"] != "coarse":
             raise ConfigError(f"{where}.label_level must be 'coarse' for kind coarse_fine")
         if exp["kind"] == "longtail" and not exp.get("longtail"):
             raise ConfigError(f"{where}.longtail (rho, seed) is required for kind longtail")
         ds = config["datasets"][dataset]
-        in_memory = ds["source"]["kind"] in IN_MEMORY_KINDS
-        if not in_memory and (exp["kind"] == "longtail" or exp.get("label_level") == "coarse"):
+        if not in_memory(ds["source"]) and (exp["kind"] == "longtail" or exp["label_level"] == "coarse"):
             raise ConfigError(f"{where}: kind {exp['kind']!r} / label_level 'coarse' need an in-memory dataset "
-                              "(synthetic, cifar100, cifar10), not an image folder")
-        if exp.get("label_level") == "coarse" and coarse_level(ds) is None:
+                              f"({', '.join(in_memory_kinds())}), not an image folder")
+        if exp["label_level"] == "coarse" and coarse_level(ds) is None:
             raise ConfigError(f"datasets.{dataset}.hierarchy.coarse_level is required: {where} trains on coarse "
                               "labels (give the hierarchy depth of the coarse level, 1 = top)")
-        for method in exp["methods"]:
-            _check_input_pipeline(f"{where}.methods.{method}", resolve_run(config, dataset, name, method), in_memory)
-        for method in trained_methods(exp):
-            _check_collapse_seeds(where, exp, method, resolve_run(config, dataset, name, method)["train"])
-            _check_logger(f"{where}.methods.{method}", resolve_execution(config, dataset, name, method)["logger"])
         if exp["kind"] != "hierarchy" and crm_methods(exp):
             raise ConfigError(f"{where}: CRM methods are only defined for kind 'hierarchy'")
         for method, spec in exp["methods"].items():
             _check_method(f"{where}.methods.{method}", exp, spec)
         _check_same_backbone(where, exp)
+        for method in exp["methods"]:
+            _check_input_pipeline(f"{where}.methods.{method}", resolve_run(config, dataset, name, method))
+        for method in trained_methods(exp):
+            _check_collapse_seeds(where, exp, method, resolve_run(config, dataset, name, method)["train"])
+            _check_logger(f"{where}.methods.{method}", resolve_execution(config, dataset, name, method)["logger"])
     for dataset, ds in config["datasets"].items():
         _check_hierarchy_keys(f"datasets.{dataset}.hierarchy", ds["hierarchy"])
         _check_figures(dataset, ds)
@@ -375,23 +378,28 @@ def _check_same_backbone(where, exp) -> None:
                           "backbone and backbone_kwargs so that only the loss/head differs")
 
 
-def _check_input_pipeline(where, run, in_memory) -> None:
+def _check_input_pipeline(where, run) -> None:
     train = run["train"]
-    if in_memory and train["augment"] == "random_resized_crop_flip":
+    if not in_memory(run["source"]):
+        return
+    if train["augment"] == "random_resized_crop_flip":
         raise ConfigError(f"{where}: train.augment random_resized_crop_flip needs an image-folder dataset "
                           "(in-memory arrays support crop_flip or none)")
-    if in_memory and "image_size" in train:
+    if "image_size" in train:
         raise ConfigError(f"{where}: train.image_size applies to image folders only; in-memory arrays keep their "
                           "native size (limits.image_size downscales them for a pilot run)")
+    if "num_workers" in train:
+        raise ConfigError(f"{where}: train.num_workers applies to image folders only; in-memory arrays are "
+                          "batched on the training device, without loader workers")
 
 
 def _check_figures(dataset, ds):
-    figures = ds.get("figures", {})
+    figures = ds["figures"]
     for key, name in figures.items():
         if key.endswith("_experiment") and name not in ds["experiments"]:  # the experiment a figure draws
             raise ConfigError(f"datasets.{dataset}.figures.{key} = {name!r} is not an experiment of {dataset}")
     tsne = figures.get("tsne_experiment")
-    if tsne is not None and ds["source"]["kind"] not in IN_MEMORY_KINDS:
+    if tsne is not None and not in_memory(ds["source"]):
         raise ConfigError(f"datasets.{dataset}.figures.tsne_experiment needs coarse labels: in-memory datasets only")
 
 
@@ -411,9 +419,9 @@ def _check_method(where, exp, spec):
         raise ConfigError(f"{where}.model.frame 'haframe' needs head type2 (got {head!r})")
     if loss == "haframe" and frame != "haframe":
         raise ConfigError(f"{where}.loss 'haframe' needs model.frame: haframe")
-    if frame == "haframe" and "gamma" not in spec.get("frame", {}):
+    if frame == "haframe" and "gamma" not in spec["frame"]:
         raise ConfigError(f"{where}.frame.gamma is required for a HAFrame")
-    if frame == "haframe" and exp.get("label_level", "fine") != "fine":
+    if frame == "haframe" and exp["label_level"] != "fine":
         raise ConfigError(f"{where}: a HAFrame is built over the leaves; use label_level fine")
     _check_level_heads(where, exp, spec)
     _check_loss_options(where, spec)
@@ -422,7 +430,7 @@ def _check_method(where, exp, spec):
 def _check_loss_options(where, spec) -> None:
     """Refuse loss options the chosen loss (hinge_ce: and mode) would ignore, and a cone hinge without its needs."""
     loss = spec["loss"]
-    name, mode = loss["name"], loss.get("mode", "hinge")
+    name, mode = loss["name"], loss.get("mode")
     takes = LOSS_OPTIONS[name]
     if name == "hinge_ce":  # mode hinge floors CE at tau; mode cone stops the gradient inside cone_angle_deg
         takes = ("mode", "tau") if mode == "hinge" else ("mode", "cone_angle_deg")
@@ -450,7 +458,7 @@ def _check_level_heads(where, exp, spec) -> None:
     if model["head"] == "cosine_etf" or model.get("frame"):
         raise ConfigError(f"{where}.model.level_heads needs a learnable trunk head (linear, type1_mlp or type2) "
                           "without a frame")
-    if exp.get("label_level", "fine") != "fine":
+    if exp["label_level"] != "fine":
         raise ConfigError(f"{where}: per-level heads are trained on every level down to the leaves; use label_level fine")
     if level_heads == "hafeature" and "dissimilar_from" not in loss:
         raise ConfigError(f"{where}.loss.dissimilar_from is required for hafeature (first level of the margin term; "
@@ -471,5 +479,5 @@ def experiments_of_table(config, dataset, table):
 
 def stretched_folder(config, dataset: str) -> str:
     """Where a raw-kind dataset's stretched copies go: named by the size, so two sizes never share a folder."""
-    stretch = config["datasets"][dataset]["source"].get("stretch", DEFAULT_STRETCH)
+    stretch = config["datasets"][dataset]["source"]["stretch"]
     return f"results/{dataset}/data/stretch{stretch}"

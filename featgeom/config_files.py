@@ -7,6 +7,7 @@ its default config through `load_config_file` first, and `tools/check_config.py`
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import yaml
@@ -55,13 +56,52 @@ def merge_config_files(paths) -> dict:
 
 
 def checked_config(config: dict, schema_path) -> dict:
-    """`config` with the pilot limits applied, after every check the Snakefile makes before building jobs
-    (schema, cross-references, published names); ConfigError naming the key path otherwise."""
+    """`config` with the schema's defaults written out and the pilot limits applied, after every check the
+    Snakefile makes before building jobs (schema, cross-references, published names); ConfigError naming the key
+    path otherwise. The library reads its options from this config (and the run specs featgeom.config resolves
+    from it) without defaults of its own."""
     from featgeom.config import apply_limits, check_config, validate_schema
     from featgeom.published import check_published_names, read_published
 
-    validate_schema(config, load_config_file(schema_path))
-    limited = apply_limits(config)
+    schema = load_config_file(schema_path)
+    validate_schema(config, schema)
+    limited = apply_limits(with_schema_defaults(config, schema))
     check_config(limited)
     check_published_names(limited, read_published())
     return limited
+
+
+def with_schema_defaults(config: dict, schema: dict) -> dict:
+    """A copy of a schema-valid `config` with the `default:` of every absent key written in, wherever its enclosing
+    mapping exists or is itself defaulted (as snakemake.utils.validate(..., set_default=True) does); defaults under
+    an `if`/`then` only where the `if` holds (a kind's own defaults)."""
+    import jsonschema  # parse-time only, as in featgeom.config.validate_schema
+
+    filled = _unshared_copy(config)
+    for _ in _default_writer(jsonschema)(schema).iter_errors(filled):
+        pass  # validate_schema reported the errors; this pass only writes the defaults
+    return filled
+
+
+def _default_writer(jsonschema):
+    """Draft 2020-12 validation that writes a property's `default` into the instance before checking it."""
+    check_properties = jsonschema.Draft202012Validator.VALIDATORS["properties"]
+
+    def write_defaults(validator, properties, instance, schema):
+        if validator.is_type(instance, "object"):
+            for key, subschema in properties.items():
+                if "default" in subschema and key not in instance:
+                    instance[key] = copy.deepcopy(subschema["default"])
+        yield from check_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": write_defaults})
+
+
+def _unshared_copy(value):
+    """A deep copy in which no mapping or list is shared: YAML anchors (`train: *demo_train`) make one object of
+    blocks that the schema sees in different places, and a default belongs only where its schema puts it."""
+    if isinstance(value, dict):
+        return {key: _unshared_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unshared_copy(item) for item in value]
+    return value

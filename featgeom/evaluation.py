@@ -33,8 +33,7 @@ def run_metrics(scores, labels, distances, label_level="fine", train_counts=None
         result = metrics.hierarchy_metrics(scores, labels, distances)
     if train_counts is not None:
         shots = metrics.shot_accuracies(scores.argmax(1), labels, train_counts,
-                                        many_above=longtail.get("many_above", 100),
-                                        few_below=longtail.get("few_below", 20))
+                                        many_above=longtail["many_above"], few_below=longtail["few_below"])
         result.update({k: v for k, v in shots.items() if k != "top1"})
     return result
 

@@ -68,8 +68,9 @@ def linear_probe(train_X, train_y, test_X, test_y, C=1.0, max_iter=1000, seed=0,
     return test_scores, info
 
 
-def fine_probe(features: dict, distances, C=1.0, max_iter=1000, seed=0) -> dict:
-    """Linear probe on the fine labels of frozen (coarse-pretrained) features: probe.json content."""
+def fine_probe(features: dict, distances, *, C: float, max_iter: int, seed: int) -> dict:
+    """Linear probe on the fine labels of frozen (coarse-pretrained) features: probe.json content. C and max_iter:
+    the experiment's `probe` block, whose defaults the config schema holds."""
     scores, info = linear_probe(features["train_features"], features["train_labels_fine"],
                                 features["test_features"], features["test_labels_fine"],
                                 C=C, max_iter=max_iter, seed=seed, n_classes=distances.shape[0])

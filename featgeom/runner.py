@@ -60,8 +60,8 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     model = build_model(spec["model"], num_classes, frame, level_table=table).to(device)
     loss_fn = build_loss(spec["loss"], frame=frame, similarity=similarity, scale=spec["model"].get("scale"),
                          head=model.head, level_table=table).to(device)
-    optimizer = torch.optim.SGD(param_groups(model, spec["train"]["lr"]), momentum=spec["train"].get("momentum", 0.9),
-                                weight_decay=spec["train"].get("weight_decay", 5e-4))
+    optimizer = torch.optim.SGD(param_groups(model, spec["train"]["lr"]), momentum=spec["train"]["momentum"],
+                                weight_decay=spec["train"]["weight_decay"])
     run_dir = Path(outputs["run_dir"])
     resume_point = run_dir / "last_checkpoint.pt"
     lineage = made_of(spec, seed, inputs, None if frame is None else np.ascontiguousarray(frame).tobytes())
@@ -85,7 +85,7 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
                      extra={"applied": {"transforms": loaders["transforms"], "haframe_s_min": s_min,
                                         "step": dataclasses.asdict(options)},
                             "made_of": lineage, "inputs": {k: str(v) for k, v in sorted(inputs.items())},
-                            "pilot": spec.get("pilot")})
+                            "pilot": spec["pilot"]})
     # Only now is every output written: a kill before this line reruns from the final epoch's
     # checkpoint (no epoch is retrained); after it the resume point would only go stale.
     clear_forced(run_dir)
@@ -132,8 +132,8 @@ def reuses_final(run_dir: Path, resume_point: Path) -> bool:
 def fit_settings(train: dict, seed: int) -> dict:
     """Collapse curves (every `collapse_every` epochs) only for `collapse_seeds`, as published;
     every seed still gets its final collapse metrics."""
-    curves = seed in train.get("collapse_seeds", [0])
-    return {**train, "collapse_every": train.get("collapse_every", 0) if curves else 0}
+    curves = seed in train["collapse_seeds"]
+    return {**train, "collapse_every": train["collapse_every"] if curves else 0}
 
 
 def per_level_table(spec: dict, levels: dict, source) -> np.ndarray | None:

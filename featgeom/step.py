@@ -38,7 +38,7 @@ class StepOptions:
 
     @classmethod
     def from_run(cls, train: dict, speed: dict | None) -> "StepOptions":
-        return cls(precision=train.get("precision", "fp32"), **(speed or {}))
+        return cls(precision=train["precision"], **(speed or {}))
 
     def applied(self, device: torch.device, static_batches: bool) -> "StepOptions":
         """What actually runs: a CUDA graph needs CUDA and batches of one static shape, cuDNN autotuning needs CUDA;

@@ -87,7 +87,7 @@ def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, mad
     numbers.
     """
     epochs = settings["epochs"]
-    sampled = collapse_epochs(epochs, settings.get("collapse_every", 0))
+    sampled = collapse_epochs(epochs, settings["collapse_every"])
     state = FitState()
     if checkpoint_path.exists():
         checkpoint, changed = load_checkpoint(checkpoint_path, made_of)
@@ -103,14 +103,14 @@ def fit(model, loss_fn, optimizer, loaders, settings: dict, checkpoint_path, mad
     step = TrainStep(model, loss_fn, optimizer, options, next(model.parameters()).device)
     for epoch in range(state.epoch, epochs):
         started = time.perf_counter()
-        set_learning_rates(optimizer, lr_factor(settings.get("schedule", "cosine_per_epoch"), epoch, epochs))
+        set_learning_rates(optimizer, lr_factor(settings["schedule"], epoch, epochs))
         loaders["train"].set_epoch(epoch)
         totals, images = train_one_epoch(step, loaders["train"], _progress_bar(epoch, epochs))
         record = {"epoch": epoch + 1, **totals}
         train_s = time.perf_counter() - started  # totals() waited for the device
         logits, _, labels = predict(model, loaders["val"])
         record["val_top1"] = 100.0 * float((logits.argmax(1) == labels).mean())
-        _update_best(model, state, record, settings.get("select", "best_val"))
+        _update_best(model, state, record, settings["select"])
         if measure_collapse and epoch + 1 in sampled:
             state.collapse_history.append({"epoch": epoch + 1, **measure_collapse(model)})
         state.history.append(record)

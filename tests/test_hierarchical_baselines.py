@@ -286,8 +286,10 @@ def run_spec(head, level_heads, loss):
             "label_level": "fine", "source": {"kind": "synthetic"}, "model_type": "I", "device": "cpu",
             "model": {"backbone": "convnet_small", "backbone_kwargs": {"width": 4}, "head": head,
                       "level_heads": level_heads},
-            "loss": loss, "frame": {}, "crm_of": None, "longtail": None,
+            "loss": loss, "frame": {}, "crm_of": None, "longtail": None, "pilot": None,
             "train": {"epochs": 2, "batch_size": 16, "eval_batch_size": 64, "collapse_every": 1,
+                      "collapse_seeds": [0], "select": "best_val", "augment": "crop_flip", "momentum": 0.9,
+                      "weight_decay": 5e-4, "schedule": "cosine_per_epoch", "precision": "fp32",
                       "lr": {"backbone": 0.05, "head": 0.1, "classifier": 0.1}}}
 
 

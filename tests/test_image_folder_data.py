@@ -217,7 +217,7 @@ def _levels(tmp_path, rows):
 
 def _spec(kind, **train):
     return {"source": {"kind": kind, "recipe": "fgvc"}, "label_level": "fine",
-            "train": {"batch_size": 2, "num_workers": 0, **train}}
+            "train": {"batch_size": 2, "eval_batch_size": 2, "num_workers": 0, **train}}
 
 
 def test_image_folder_transforms_are_described(tmp_path):

@@ -9,6 +9,8 @@ import yaml
 from PIL import Image
 from test_workflow import snakemake
 
+from featgeom.config import resolve_run
+from featgeom.config_files import checked_config
 from featgeom.data.manifest import verify_image_folder
 from featgeom.hierarchy import Hierarchy, HierarchyError, write_distance_csv, write_paths_csv
 from featgeom.hierarchy_stage import build_hierarchy_outputs
@@ -16,6 +18,7 @@ from featgeom.io import write_json
 from featgeom.runner import run_training
 
 CLASSES = ["a1", "a2", "b1"]  # a1, a2 siblings under "a"; b1 under "b"
+SCHEMA = os.path.join(os.path.dirname(__file__), "..", "workflow", "schemas", "config.schema.yaml")
 
 
 def make_folder(root, per_split=(4, 2, 2), classes=CLASSES):
@@ -56,13 +59,16 @@ def test_training_run_on_an_image_folder(tmp_path):
     order, distances, levels = build_hierarchy_outputs({"paths": tmp_path / "paths.csv"}, CLASSES)
     write_distance_csv(tmp_path / "d.csv", order, distances)
     write_json(tmp_path / "levels.json", levels)
-    spec = {"dataset": "toy", "experiment": "main", "method": "haframe", "kind": "hierarchy", "label_level": "fine",
-            "source": {"kind": "image_folder", "recipe": "fgvc"}, "model_type": "II", "device": "cpu",
-            "model": {"backbone": "convnet_small", "backbone_kwargs": {"width": 4}, "head": "type2", "frame": "haframe"},
-            "loss": {"name": "haframe", "alpha": 0.5}, "frame": {"gamma": 1.0}, "crm_of": None, "longtail": None,
-            "train": {"epochs": 2, "batch_size": 4, "eval_batch_size": 8, "num_workers": 0,
-                      "augment": "crop_flip", "image_size": 224,
-                      "lr": {"backbone": 0.01, "head": 0.1, "classifier": 0.1}}}
+    method = {"model_type": "II", "loss": {"name": "haframe", "alpha": 0.5}, "frame": {"gamma": 1.0},
+              "model": {"backbone": "convnet_small", "backbone_kwargs": {"width": 4}, "head": "type2", "frame": "haframe"}}
+    train = {"epochs": 2, "batch_size": 4, "eval_batch_size": 8, "num_workers": 0,
+             "lr": {"backbone": 0.01, "head": 0.1, "classifier": 0.1}}
+    config = {"device": "cpu", "datasets": {"toy": {
+        "source": {"kind": "image_folder", "root": str(tmp_path / "ds"), "recipe": "fgvc"},
+        "hierarchy": {"paths": str(tmp_path / "paths.csv")},
+        "experiments": {"main": {"kind": "hierarchy", "seeds": 1, "train": train, "methods": {"haframe": method}}}}}}
+    spec = resolve_run(checked_config(config, SCHEMA), "toy", "main", "haframe")
+    assert (spec["train"]["augment"], spec["train"]["image_size"]) == ("crop_flip", 224)  # the fgvc recipe's
     run = tmp_path / "run"
     run.mkdir()
     outputs = {"run_dir": str(run), "test_logits": str(run / "t.npz"), "checkpoint": str(run / "c.pt"),

@@ -47,9 +47,11 @@ def spec(method="haframe"):
     return {"dataset": "synthetic", "experiment": "main", "method": method, "kind": "hierarchy",
             "label_level": "fine", "source": {"kind": "synthetic"}, "model_type": "II", "model": model,
             "loss": {"name": "haframe", "alpha": 0.4}, "frame": {"gamma": 2.0}, "crm_of": None, "longtail": None,
-            "device": "cpu",
+            "device": "cpu", "pilot": None,
             "train": {"epochs": 4, "batch_size": 16, "eval_batch_size": 64, "lr": {"backbone": 0.05, "head": 0.1,
-                      "classifier": 0.1}, "collapse_every": 2}}
+                      "classifier": 0.1}, "collapse_every": 2, "collapse_seeds": [0], "select": "best_val",
+                      "augment": "crop_flip", "momentum": 0.9, "weight_decay": 5e-4, "schedule": "cosine_per_epoch",
+                      "precision": "fp32"}}
 
 
 def saved_checkpoint(path) -> dict:
@@ -257,6 +259,8 @@ def image_spec(epochs=3, workers=2):
     return {**spec(), "dataset": "toy", "source": {"kind": "image_folder", "recipe": "fgvc"},
             "train": {"epochs": epochs, "batch_size": 4, "eval_batch_size": 8, "num_workers": workers,
                       "augment": "crop_flip", "image_size": 16, "select": "last",  # test what epoch 3 learnt
+                      "collapse_every": 0, "collapse_seeds": [0], "momentum": 0.9, "weight_decay": 5e-4,
+                      "schedule": "cosine_per_epoch", "precision": "fp32",
                       "lr": {"backbone": 0.05, "head": 0.1, "classifier": 0.1}}}
 
 

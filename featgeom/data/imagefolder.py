@@ -219,7 +219,7 @@ def check_class_order(dataset_classes, hierarchy_class_order, where: str = "data
     raise ValueError(f"{where}: class order does not match the hierarchy: " + "; ".join(problems))
 
 
-def image_folder_loader(dataset, batch_size: int, *, shuffle: bool, num_workers: int = 8,
+def image_folder_loader(dataset, batch_size: int, *, shuffle: bool, num_workers: int,
                         pin_memory: bool = True, drop_last: bool = False, seed: int = 0) -> DataLoader:
     """DataLoader over an EpochSampler (set the epoch with `loader.sampler.set_epoch`).
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from featgeom.config import IN_MEMORY_KINDS, MAIN_PROCESS_CORES, wanted_workers
+from featgeom.config import MAIN_PROCESS_CORES, in_memory, wanted_workers
 from featgeom.data.arrays import load_arrays
 from featgeom.data.gpu_loader import InMemoryLoader, channel_stats
 from featgeom.data.resized import open_resized
@@ -28,7 +28,7 @@ def build_loaders(spec: dict, data_path, levels: dict, seed: int, device, thread
     transforms {train, eval}: a description of exactly what each loader applies (for provenance).
     threads: the cores of this job (image folders: `loader_workers` of them run loader workers);
     resized: the key file of the image folder's resized-image cache (featgeom.data.resized), if it has one."""
-    if spec["source"]["kind"] not in IN_MEMORY_KINDS:
+    if not in_memory(spec["source"]):
         return _image_folder_loaders(spec, data_path, levels, seed, device, loader_workers(spec, threads), resized)
     arrays = load_arrays(data_path)
     if [str(c) for c in arrays["class_names"]] != list(levels["class_order"]):
@@ -55,11 +55,11 @@ def _in_memory_loaders(spec, arrays, levels, seed, device):
     num_classes = len(coarse_labels(levels)[0]) if coarse else len(levels["class_order"])
     mean, std = channel_stats(arrays["train_images"])
     train = spec["train"]
-    augment = _in_memory_augment(train.get("augment", "crop_flip"))
+    augment = _in_memory_augment(train["augment"])
 
     def loader(split, training):
         return InMemoryLoader(arrays[f"{split}_images"], labels[split],
-                              batch_size=train["batch_size"] if training else train.get("eval_batch_size", 512),
+                              batch_size=train["batch_size"] if training else train["eval_batch_size"],
                               shuffle=training, augment=training and augment, mean=mean, std=std,
                               drop_last=training and drops_last_batch(len(labels[split]), train["batch_size"]),
                               seed=seed, device=device)
@@ -171,7 +171,7 @@ def _image_folder_loaders(spec, manifest_path, levels, seed, device, workers, re
     normalise = DeviceNormalise(recipe, device)
 
     def loader(name, training):
-        batch = train["batch_size"] if training else train.get("eval_batch_size", 256)
+        batch = train["batch_size"] if training else train["eval_batch_size"]
         drop_last = training and drops_last_batch(len(datasets[name]), batch)
         return EpochSeededLoader(image_folder_loader(datasets[name], batch, shuffle=training, num_workers=workers,
                                                      pin_memory=device.type == "cuda", drop_last=drop_last,

@@ -19,7 +19,6 @@ from threading import BoundedSemaphore
 
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
-from featgeom.config import DEFAULT_STRETCH
 from featgeom.data.manifest import strict_decoding, to_rgb
 from featgeom.data.split_lists import (SHOW, SPLITS, TIERED_SPLITS, TIERED_SPLITS_SHA256, cap_per_class,
                                        check_classes_in_hierarchy, inat19_class_name, read_split_lists,
@@ -306,5 +305,5 @@ def prepare_raw_dataset(source: dict, folder, leaves, max_per_class: int | None 
     if leaves is not None:
         check_classes_in_hierarchy(zip_path, splits, leaves)
     counts = prepare_stretched(source_type(source["root"]), cap_per_class(splits, max_per_class), folder,
-                               source.get("stretch", DEFAULT_STRETCH), sha256 or file_digest(zip_path), workers)
+                               source["stretch"], sha256 or file_digest(zip_path), workers)
     return {**counts, "splits": str(zip_path)}

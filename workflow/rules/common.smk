@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import featgeom.config as fg
 from featgeom import registry
 from featgeom.config_files import checked_config
+from featgeom.data.kinds import dataset_kind
 from featgeom.data.manifest import folder_listing
 from featgeom.hierarchy_stage import check_hierarchy_files
 from featgeom.io import update_json
@@ -26,8 +27,9 @@ config.update(checked_config(config, os.path.join(workflow.basedir, "workflow", 
 NEVER = "(?!x)x"  # a regex that matches nothing, for a dataset kind absent from the config
 
 
-def datasets_of_kind(*kinds):
-    names = [d for d, spec in config["datasets"].items() if spec["source"]["kind"] in kinds]
+def datasets_prepared_by(rule):
+    """The datasets whose source kind the data rule `rule` prepares (featgeom.data.kinds), as a regex."""
+    names = [d for d, spec in config["datasets"].items() if dataset_kind(spec["source"]).prepare_rule == rule]
     return "|".join(names) or NEVER
 
 
@@ -66,7 +68,7 @@ def training_data(wildcards):
     """The data file a run trains on: arrays, its long-tail subsample, or an image-folder manifest."""
     ds = config["datasets"][wildcards.dataset]
     exp = experiment_spec(wildcards)
-    if ds["source"]["kind"] not in fg.IN_MEMORY_KINDS:
+    if not fg.in_memory(ds["source"]):
         return f"results/{wildcards.dataset}/data/image_folder.json"
     if exp["kind"] == "longtail":
         return f"results/{wildcards.dataset}/data/{wildcards.experiment}_longtail.npz"
@@ -92,7 +94,7 @@ def tree_files(wildcards):
 def hierarchy_source_files(wildcards):
     """The hierarchy rule's inputs: the configured files, or the synthetic generator's tree."""
     files = configured_hierarchy_files(wildcards.dataset)
-    if config["datasets"][wildcards.dataset]["source"]["kind"] == "synthetic":
+    if dataset_kind(config["datasets"][wildcards.dataset]["source"]).writes_tree:
         files["paths"] = f"results/{wildcards.dataset}/data/paths.csv"
     return files
 
@@ -120,7 +122,7 @@ def model_inputs(wildcards):
 def resized_input(dataset, spec):
     """The resized-image cache (rule resize_images) of a run whose every pass starts with the deterministic
     Resize((size, size)): crop_flip on an image folder (FGVC); {} for other runs, which decode each image."""
-    if spec["source"]["kind"] in fg.IN_MEMORY_KINDS or spec["train"]["augment"] != "crop_flip":
+    if fg.in_memory(spec["source"]) or spec["train"]["augment"] != "crop_flip":
         return {}
     return {"resized": f"results/{dataset}/data/resized_{spec['train']['image_size']}.json"}
 
@@ -197,7 +199,7 @@ def check_hierarchies():
     featgeom.hierarchy_stage.check_hierarchy_files): run at parse time, before any job."""
     for dataset, ds in config["datasets"].items():
         produced = {"distances": f"results/{dataset}/hierarchy/distances.csv"}
-        if ds["source"]["kind"] == "synthetic":
+        if dataset_kind(ds["source"]).writes_tree:
             produced["paths"] = f"results/{dataset}/data/paths.csv"
         check_hierarchy_files(configured_hierarchy_files(dataset), produced)
 
@@ -209,7 +211,7 @@ def write_image_listings():
     """Each image folder's listing (featgeom.data.manifest.folder_listing), rewritten only when it changed: its
     mtime is then newer than the manifest exactly when files were added, removed or changed since verification."""
     for dataset, ds in config["datasets"].items():
-        if ds["source"]["kind"] == "image_folder":
+        if dataset_kind(ds["source"]).user_folder:
             update_json(IMAGE_LISTING.format(dataset=dataset), folder_listing(ds["source"]["root"]))
 
 
@@ -269,7 +271,7 @@ def collapse_curve_files(wildcards):
 def class_names_source(wildcards):
     """{'names': the arrays holding the dataset's own class names} for in-memory datasets (CIFAR's meta names);
     nothing for image folders, whose folder names are the names."""
-    if config["datasets"][wildcards.dataset]["source"]["kind"] in fg.IN_MEMORY_KINDS:
+    if fg.in_memory(config["datasets"][wildcards.dataset]["source"]):
         return {"names": f"results/{wildcards.dataset}/data/arrays.npz"}
     return {}
 

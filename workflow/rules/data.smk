@@ -15,7 +15,7 @@ rule prepare_synthetic:
         source=lambda wc: config["datasets"][wc.dataset]["source"],
         limits=fg.data_limits(config),
     wildcard_constraints:
-        dataset=datasets_of_kind("synthetic"),
+        dataset=datasets_prepared_by("prepare_synthetic"),
     log:
         "logs/{dataset}/data/prepare.log",
     benchmark:
@@ -35,7 +35,7 @@ rule prepare_cifar:
         source=lambda wc: config["datasets"][wc.dataset]["source"],
         limits=fg.data_limits(config),
     wildcard_constraints:
-        dataset=datasets_of_kind("cifar100", "cifar10"),
+        dataset=datasets_prepared_by("prepare_cifar"),
     log:
         "logs/{dataset}/data/prepare.log",
     benchmark:
@@ -58,7 +58,7 @@ rule verify_image_folder:
         source=lambda wc: config["datasets"][wc.dataset]["source"],
         max_per_class=fg.data_limits(config).get("images_per_class"),
     wildcard_constraints:
-        dataset=datasets_of_kind("image_folder"),
+        dataset=datasets_prepared_by("verify_image_folder"),
     threads: config.get("threads_per_run", 1)
     log:
         "logs/{dataset}/data/verify.log",
@@ -81,7 +81,7 @@ rule prepare_fgvc_aircraft:
         images="results/{dataset}/data/images",
         max_per_class=fg.data_limits(config).get("images_per_class"),
     wildcard_constraints:
-        dataset=datasets_of_kind("fgvc_aircraft"),
+        dataset=datasets_prepared_by("prepare_fgvc_aircraft"),
     threads: config.get("threads_per_run", 1)
     log:
         "logs/{dataset}/data/prepare.log",
@@ -109,7 +109,7 @@ rule prepare_stretched_images:
         images=lambda wc: fg.stretched_folder(config, wc.dataset),
         max_per_class=fg.data_limits(config).get("images_per_class"),
     wildcard_constraints:
-        dataset=datasets_of_kind(*fg.RAW_IMAGE_KINDS),
+        dataset=datasets_prepared_by("prepare_stretched_images"),
     threads: config.get("threads_per_run", 1)
     log:
         "logs/{dataset}/data/prepare.log",

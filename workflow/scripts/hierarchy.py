@@ -7,7 +7,7 @@ from featgeom.rule_io import rule_log, write_rule_provenance
 with rule_log(snakemake):
     sources = {k: snakemake.input[k] for k in ("paths", "edges", "distances") if k in snakemake.input.keys()}
     classes = read_class_list(snakemake.input.classes)
-    order, distances, levels = build_hierarchy_outputs(sources, classes, flat=snakemake.params.hierarchy.get("flat", False),
+    order, distances, levels = build_hierarchy_outputs(sources, classes, flat=snakemake.params.hierarchy["flat"],
                                                        coarse_level=snakemake.params.coarse_level,
                                                        class_list=snakemake.input.classes)
     write_text(snakemake.output.class_order, "\n".join(order) + "\n")

@@ -7,9 +7,9 @@ from featgeom.rule_io import rule_log
 with rule_log(snakemake):
     spec = snakemake.params.longtail
     arrays = load_arrays(snakemake.input.arrays)
-    if spec.get("pool", "train") == "train_and_val":
+    if spec["pool"] == "train_and_val":
         arrays = pool_train_and_val(arrays)
-    arrays = make_longtail(arrays, rho=spec["rho"], seed=spec.get("seed", 0),
+    arrays = make_longtail(arrays, rho=spec["rho"], seed=spec["seed"],
                            min_per_class=snakemake.params.min_per_class)
     save_arrays(snakemake.output.arrays, arrays)
     counts = class_counts(arrays["train_labels"], len(arrays["class_names"]))

@@ -9,6 +9,6 @@ from featgeom.rule_io import rule_log, write_rule_provenance
 with rule_log(snakemake):
     FIGURES["muller"](list(snakemake.input.features), read_json(snakemake.input.levels),
                       Path(snakemake.output.png).with_suffix(""),
-                      max_per_class=snakemake.params.figures.get("max_per_class", 200), banner=snakemake.params.pilot,
+                      max_per_class=snakemake.params.figures["max_per_class"], banner=snakemake.params.pilot,
                       names=display_names(snakemake.input.get("names")))
     write_rule_provenance(snakemake)

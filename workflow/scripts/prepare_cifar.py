@@ -7,7 +7,7 @@ from featgeom.rule_io import rule_log
 
 with rule_log(snakemake):
     source = snakemake.params.source
-    arrays = prepare_cifar(source["kind"], source["root"], download=source.get("download", False),
+    arrays = prepare_cifar(source["kind"], source["root"], download=source["download"],
                            md5=source.get("md5"))
     arrays = apply_data_limits(arrays, snakemake.params.limits, snakemake.output.arrays)
     save_arrays(snakemake.output.arrays, arrays)

@@ -6,7 +6,7 @@ from featgeom.rule_io import rule_log
 
 with rule_log(snakemake):
     source = snakemake.params.source
-    counts = prepare_fgvc_aircraft(source["root"], snakemake.params.images, download=source.get("download", False),
+    counts = prepare_fgvc_aircraft(source["root"], snakemake.params.images, download=source["download"],
                                    md5=source.get("md5"), workers=snakemake.threads)
     print(f"prepared {counts} images in {snakemake.params.images}")
     manifest = verify_image_folder(snakemake.params.images, max_per_class=snakemake.params.max_per_class,

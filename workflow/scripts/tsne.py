@@ -9,7 +9,7 @@ from featgeom.rule_io import rule_log, write_rule_provenance
 with rule_log(snakemake):
     figs = snakemake.params.figures
     FIGURES["tsne"](list(snakemake.input.features), read_json(snakemake.input.levels),
-                    Path(snakemake.output.png).with_suffix(""), backend=figs.get("tsne_backend", "opentsne"),
-                    max_per_class=figs.get("max_per_class", 200), n_jobs=snakemake.threads,
+                    Path(snakemake.output.png).with_suffix(""), backend=figs["tsne_backend"],
+                    max_per_class=figs["max_per_class"], n_jobs=snakemake.threads,
                     banner=snakemake.params.pilot, names=display_names(snakemake.input.get("names")))
     write_rule_provenance(snakemake)
