@@ -125,8 +125,8 @@ class RandomlyWeightedCE(torch.nn.Module):
     """CE plus a term weighted by torch.rand draws, as HAFeature's pair shuffle draws every step: what the run
     trains depends on the random stream."""
 
-    def forward(self, logits, features, labels):
-        return CrossEntropyLoss()(logits, features, labels) + (logits * torch.rand_like(logits)).mean()
+    def forward(self, output, labels):
+        return CrossEntropyLoss()(output, labels) + (output.logits * torch.rand_like(output.logits)).mean()
 
 
 def test_capturing_leaves_the_random_stream_where_an_eager_step_would():
