@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from featgeom.losses import CrossEntropyLoss
+from featgeom.losses import CrossEntropyLoss, build_loss
 from featgeom.models import build_model, param_groups
 from featgeom.step import GRAPH_WARMUP_STEPS, GraphSafeSGD, StepOptions, TrainStep
 
@@ -141,6 +141,27 @@ def test_capturing_leaves_the_random_stream_where_an_eager_step_would():
         results.append((totals, torch.rand(4), model.state_dict()))
     (eager_totals, eager_next, eager_state), (captured_totals, captured_next, captured_state) = results
     assert eager_totals == captured_totals and torch.equal(eager_next, captured_next)
+    for name, weights in eager_state.items():
+        assert torch.equal(weights, captured_state[name]), name
+
+
+@pytest.mark.parametrize("level_heads", ["flamingo", "hafeature"])
+def test_captured_per_level_step_trains_as_the_eager_one(level_heads):
+    """The per-level logits come from the model's forward (what torch.compile wraps and a CUDA graph captures); the
+    loss sees only the output. HAFeature also draws its pair shuffle every step."""
+    table = [[0, 0, 0, 1, 1, 1], [0, 1, 2, 3, 4, 5]]
+    data, results = batches(4), []
+    for capture in (replay_without_warmup, replay_on_cpu):
+        torch.manual_seed(0)
+        model = build_model({**MODEL, "level_heads": level_heads}, num_classes=6, level_table=table)
+        sgd = torch.optim.SGD(param_groups(model, LRS), momentum=0.9, weight_decay=5e-4)
+        options = {"dissimilar_from": 1} if level_heads == "hafeature" else {}
+        loss_fn = build_loss({"name": level_heads, **options}, level_table=table)
+        step = TrainStep(model, loss_fn, sgd, StepOptions(cuda_graph=True), "cpu", capture=capture)
+        torch.manual_seed(7)
+        results.append((train(step, data, [1.0, 0.5]), model.state_dict()))
+    (eager_totals, eager_state), (captured_totals, captured_state) = results
+    assert eager_totals == captured_totals
     for name, weights in eager_state.items():
         assert torch.equal(weights, captured_state[name]), name
 
