@@ -21,7 +21,9 @@ from featgeom.hierarchy_stage import build_hierarchy_outputs
 from featgeom.io import read_json, write_json
 from featgeom.losses import build_loss
 from featgeom.models import build_model, param_groups
-from featgeom.models.heads import FlamingoClassifiers, HAFeatureClassifiers, ModelOutput, PerLevelHead, flamingo_chunk_starts
+from featgeom.models.heads import (
+    FlamingoClassifiers, HAFeatureClassifiers, ModelOutput, PerLevelHead, flamingo_chunk_starts,
+)
 from featgeom.runner import dump_features, run_training
 
 REPO = Path(__file__).resolve().parent.parent

@@ -265,7 +265,8 @@ def test_fixed_linear_classifier_rejects_a_frame_of_another_shape():
 
 
 def _schema_model_properties() -> dict:
-    schema = yaml.safe_load((Path(__file__).resolve().parent.parent / "workflow/schemas/config.schema.yaml").read_text())
+    schema_path = Path(__file__).resolve().parent.parent / "workflow/schemas/config.schema.yaml"
+    schema = yaml.safe_load(schema_path.read_text())
     return schema["$defs"]["method"]["properties"]["model"]["properties"]
 
 

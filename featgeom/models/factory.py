@@ -57,6 +57,18 @@ def _default_linear_init(backbone_name: str) -> str:
     return "default"
 
 
+def _avg_pool_trunk(spec: dict, in_channels: int, num_classes: int) -> AvgPoolTrunk:
+    return AvgPoolTrunk(in_channels)
+
+
+def _max_pool_mlp_trunk(spec: dict, in_channels: int, num_classes: int) -> MaxPoolMLPTrunk:
+    return MaxPoolMLPTrunk(in_channels, hidden=spec.get("hidden_units", 600))
+
+
+def _normalised_trunk(spec: dict, in_channels: int, num_classes: int) -> NormalisedTrunk:
+    return NormalisedTrunk(in_channels, spec.get("projection_dim"))
+
+
 def _type2_trunk(spec: dict, in_channels: int, num_classes: int) -> TypeIITrunk:
     """Official WRN type-II: BN1d momentum 0.001 and kaiming fan_out on the 1x1 conv; ResNet-50: torch defaults."""
     wrn = _is_wrn(spec["backbone"])
@@ -94,23 +106,27 @@ class HeadRecipe(NamedTuple):
 # Config `model.head` -> recipe. The schema's `head` enum lists the same names (tests/test_models.py checks it).
 HEADS = {
     # type-I, CIFAR nets: global average pool -> learnable Linear(C, K)
-    "linear": HeadRecipe(lambda spec, c, k: AvgPoolTrunk(c), _cifar_linear_classifier, "never"),
+    "linear": HeadRecipe(_avg_pool_trunk, _cifar_linear_classifier, "never"),
     # type-I, HAFrame's ResNet-50: max pool -> BN-Linear-BN-ELU MLP -> learnable Linear(hidden, K)
-    "type1_mlp": HeadRecipe(lambda spec, c, k: MaxPoolMLPTrunk(c, hidden=spec.get("hidden_units", 600)),
-                            _default_linear_classifier, "never"),
+    "type1_mlp": HeadRecipe(_max_pool_mlp_trunk, _default_linear_classifier, "never"),
     # type-II: 1x1 conv to K channels -> residual transforms -> Linear(K, K), fixed to the HAFrame W when given
     "type2": HeadRecipe(_type2_trunk, _default_linear_classifier, "optional"),
     # MSC: normalised features -> scaled cosines to a fixed simplex ETF
-    "cosine_etf": HeadRecipe(lambda spec, c, k: NormalisedTrunk(c, spec.get("projection_dim")),
-                             _cosine_etf_classifier, "required"),
+    "cosine_etf": HeadRecipe(_normalised_trunk, _cosine_etf_classifier, "required"),
 }
+
+def _flamingo_classifiers(spec: dict, dim: int, level_sizes: list[int]) -> FlamingoClassifiers:
+    """The official type-I WRN spreads the chunks' remainder (see flamingo_chunk_starts)."""
+    return FlamingoClassifiers(dim, level_sizes, spread_remainder=_is_wrn(spec["backbone"]))
+
+
+def _hafeature_classifiers(spec: dict, dim: int, level_sizes: list[int]) -> HAFeatureClassifiers:
+    return HAFeatureClassifiers(dim, level_sizes)
+
 
 # Config `model.level_heads` -> builder(spec, feature_dim, level_sizes) of the per-level classifiers. The schema's
 # `level_heads` enum and featgeom.config.LEVEL_HEAD_LOSSES list the same names (tests/test_models.py checks it).
-LEVEL_HEADS = {
-    "flamingo": lambda spec, dim, sizes: FlamingoClassifiers(dim, sizes, spread_remainder=_is_wrn(spec["backbone"])),
-    "hafeature": lambda spec, dim, sizes: HAFeatureClassifiers(dim, sizes),
-}
+LEVEL_HEADS = {"flamingo": _flamingo_classifiers, "hafeature": _hafeature_classifiers}
 
 
 def _check_frame(head: str, frame, level_heads: str | None = None) -> np.ndarray | None:
