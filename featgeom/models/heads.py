@@ -275,7 +275,7 @@ class Head(nn.Module):
     def __init__(self, trunk: nn.Module, classifier: nn.Module):
         super().__init__()
         self.trunk, self.classifier = trunk, classifier
-        self.feature_dim = trunk.feature_dim
+        # param_groups trains these at the backbone lr
         self.BACKBONE_LR_MODULES = tuple(f"trunk.{name}" for name in getattr(trunk, "BACKBONE_LR_MODULES", ()))
 
     def forward(self, fmap: torch.Tensor) -> ModelOutput:
