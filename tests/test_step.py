@@ -166,6 +166,24 @@ def test_captured_per_level_step_trains_as_the_eager_one(level_heads):
         assert torch.equal(weights, captured_state[name]), name
 
 
+def test_compiled_per_level_model_returns_every_level_and_trains_the_level_weights():
+    """torch.compile traces the whole ModelOutput, per-level logits and the classifier weights HAFeature's
+    geometric term reads (aot_eager: dynamo and AOT autograd as the step's compile uses them, without a C++ build)."""
+    table = [[0, 0, 0, 1, 1, 1], [0, 1, 2, 3, 4, 5]]
+    loss_fn = build_loss({"name": "hafeature", "dissimilar_from": 1}, level_table=table)
+    grads = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = build_model({**MODEL, "level_heads": "hafeature"}, num_classes=6, level_table=table)
+        forward = torch.compile(model, backend="aot_eager") if compiled else model
+        images, labels = batches(1)[0]
+        torch.manual_seed(7)
+        loss_fn(forward(images), labels).backward()
+        grads.append([p.grad for p in model.head.classifier.parameters()])
+    for eager, traced in zip(*grads):
+        assert torch.allclose(eager, traced, atol=1e-6)
+
+
 def test_captured_step_refuses_a_batch_of_another_shape():
     model, sgd = model_and_sgd()
     step = TrainStep(model, CrossEntropyLoss(), sgd, StepOptions(cuda_graph=True), "cpu", capture=replay_on_cpu)
