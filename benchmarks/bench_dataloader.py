@@ -106,7 +106,7 @@ def train_step_fn(args, device):
     model.train()
 
     def step(images, labels):
-        logits, _ = model(images)
+        logits = model(images).logits
         loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

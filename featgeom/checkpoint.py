@@ -5,6 +5,10 @@
   FitState (checkpoint_state).
 - A best-model checkpoint (`checkpoint_best.pt`): the best model, its spec and fixed frame, and the final state.
 - read_torch_file: every torch file featgeom reads (checkpoints, backbone weights) names itself when damaged.
+
+Format 2 (composed heads, featgeom.models.heads): a single-classifier head's parameters are `head.trunk.…` and
+`head.classifier.…`, where format 1 had them flat (`head.channel_reduce.…`, `head.etf`). Format-1 files are read
+with their keys renamed (upgrade_format_1); per-level heads already had format 2's keys.
 """
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ import torch
 from featgeom.io import atomic_path
 from featgeom.lineage import describe_changes
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+# Format-1 keys of a single-classifier head that became its classifier's; every other flat `head.X` went to the trunk
+_FORMAT_1_CLASSIFIER_KEYS = {"head.etf": "head.classifier.etf"}
 
 
 def save_checkpoint(path, state: dict) -> None:
@@ -51,9 +57,10 @@ def load_checkpoint(path, made_of: dict) -> tuple[dict | None, str | None]:
 
     A checkpoint that cannot be read, or is not featgeom's, is refused: that is a damaged file, not a stale one.
     """
-    state = read_torch_file(path, "checkpoint", "delete it to restart this run from scratch")
+    remedy = "delete it to restart this run from scratch"
+    state = upgrade_format_1(read_torch_file(path, "checkpoint", remedy))
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"checkpoint {path} is not a featgeom checkpoint (format {CHECKPOINT_FORMAT})")
+        raise ValueError(f"checkpoint {path} is not a featgeom checkpoint (format {CHECKPOINT_FORMAT} or 1); {remedy}")
     changed = describe_changes(state.get("made_of"), made_of)
     return (None, changed) if changed else (state, None)
 
@@ -64,12 +71,31 @@ def load_best_checkpoint(path) -> dict:
     # output makes Snakemake rerun its job, --forcerun does the same without deleting anything.
     remedy = (f"delete it and run snakemake again to retrain this run (or: snakemake --forcerun {path}; "
               "-R train retrains every run)")
-    state = read_torch_file(path, "best-model checkpoint", remedy)
+    state = upgrade_format_1(read_torch_file(path, "best-model checkpoint", remedy))
     is_best = isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
     if not (is_best and {"model", "frame", "spec"} <= state.keys()):
-        raise ValueError(f"{path} is not a featgeom best-model checkpoint (format {CHECKPOINT_FORMAT} with "
+        raise ValueError(f"{path} is not a featgeom best-model checkpoint (format {CHECKPOINT_FORMAT} or 1, with "
                          f"model, frame and spec); {remedy}")
     return state
+
+
+def upgrade_format_1(state):
+    """A format-1 checkpoint as format 2: its model state dicts (`model`, `best_model`) with format 2's head keys.
+    Anything else is returned as it is (the callers refuse what is not theirs)."""
+    if not isinstance(state, dict) or state.get("format") != 1:
+        return state
+    models = {key: _format_2_keys(state[key]) for key in ("model", "best_model") if isinstance(state.get(key), dict)}
+    return {**state, **models, "format": 2}
+
+
+def _format_2_keys(model_state: dict) -> dict:
+    def renamed(key: str) -> str:
+        if key in _FORMAT_1_CLASSIFIER_KEYS:
+            return _FORMAT_1_CLASSIFIER_KEYS[key]
+        if not key.startswith("head.") or key.startswith(("head.trunk.", "head.classifier.")):
+            return key
+        return "head.trunk." + key[len("head."):]
+    return {renamed(key): value for key, value in model_state.items()}
 
 
 @dataclass

@@ -45,7 +45,9 @@ PACK_INPUT_OF = "_of_"
 # torchvision's own file name for ResNet50_Weights.IMAGENET1K_V1 (the 8 hex digits are its sha256 prefix).
 IMAGENET_RESNET50_FILE = "resnet50-0676ba61.pth"
 _MAX_SCHEMA_ERRORS = 10
-LEVEL_HEAD_LOSSES = ("flamingo", "hafeature")  # losses that train the model's per-level heads
+# Losses that train the model's per-level heads of the same name: the keys of featgeom.models.factory.LEVEL_HEADS,
+# which this module cannot import (no torch here); tests/test_models.py checks that they and the schema agree.
+LEVEL_HEAD_LOSSES = ("flamingo", "hafeature")
 # The options each loss reads (featgeom.losses.LOSS_BUILDERS has the same names; the schema the same union):
 # any other option would be silently ignored, so it is refused.
 LOSS_OPTIONS = {"ce": ("label_smoothing",), "haframe": ("alpha",), "hinge_ce": ("tau", "mode", "cone_angle_deg"),

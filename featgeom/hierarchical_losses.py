@@ -1,8 +1,9 @@
 """Losses of the hierarchical baselines in HAFrame's Tables 3/4: Flamingo and HAFeature.
 
-Both keep the loss contract `loss(logits, features, labels)`: `logits` are the leaf-level logits the
-model returns, `features` its penultimate h, and the coarser levels are scored by the model's own
-per-level head (given at construction; see models/heads.py `FlamingoHead`, `HAFeatureHead`).
+Both keep the loss contract `loss(output, labels)` with the model's ModelOutput (models/heads.py): the
+per-level heads (`FlamingoClassifiers`, `HAFeatureClassifiers`) put every level's logits in `level_logits`
+and HAFeature's classifier weights in `level_weights`, inside the model's forward, so a compiled or
+graph-captured step covers them.
 Level targets come from the [L, K] level x class table (featgeom.hierarchy.level_table): row l of
 `table[:, y]` is the level-l label, top level first.
 
@@ -15,13 +16,17 @@ Official sources (ltong1130ztr/HAFrame): `util/arch/custom_resnet.py`, `util/arc
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from featgeom.hierarchy import parent_of_child
-from featgeom.models.heads import FlamingoHead, HAFeatureHead
+
+if TYPE_CHECKING:
+    from featgeom.models.heads import ModelOutput
 
 # `create_dissimilar_pairs`: at most 256 pairs per level; `JSDDissimilarLoss(margin=3.0)`.
 PAIR_LIMIT = 256
@@ -90,17 +95,24 @@ def margin_dissimilarity(probs: torch.Tensor, labels: torch.Tensor, order: torch
 
 
 class _LevelTargets(nn.Module):
-    """Holds the [L, K] level table of a per-level head and checks that the two agree."""
+    """Holds the [L, K] level table and checks that the model's per-level logits match its levels."""
 
-    def __init__(self, head, level_table, loss_name: str):
+    def __init__(self, level_table, loss_name: str):
         super().__init__()
         table = torch.as_tensor(np.asarray(level_table), dtype=torch.int64)
-        sizes = [int(row.max()) + 1 for row in table]
-        if list(head.level_sizes) != sizes:
-            raise ValueError(f"loss {loss_name!r}: the model's per-level classifiers have {list(head.level_sizes)} "
-                             f"classes, the hierarchy's levels {sizes}")
         self.register_buffer("level_table", table)
-        self.num_levels = len(sizes)
+        self.level_sizes = [int(row.max()) + 1 for row in table]
+        self.num_levels = len(self.level_sizes)
+        self.loss_name = loss_name
+
+    def level_logits(self, output: ModelOutput) -> list[torch.Tensor]:
+        """Every level's logits, top level first; refused (shapes only: no host sync) unless they are the
+        hierarchy's levels."""
+        sizes = [int(z.shape[1]) for z in output.level_logits]
+        if sizes != self.level_sizes:
+            raise ValueError(f"loss {self.loss_name!r}: the model's per-level classifiers have {sizes} classes, the "
+                             f"hierarchy's levels {self.level_sizes} (model.level_heads: {self.loss_name})")
+        return list(output.level_logits)
 
     def level_targets(self, labels: torch.Tensor) -> torch.Tensor:
         """[L, B] label of every sample at every level, top level first."""
@@ -109,14 +121,13 @@ class _LevelTargets(nn.Module):
 
 class FlamingoLoss(_LevelTargets):
     """Unweighted sum over levels of the batch-mean CE of each level's head (`ResNet50_flamingo_l*`: ce_loss =
-    ce_l1 + ... + ce_lL). The detach of the finer chunks lives in `FlamingoHead.logits_at`."""
+    ce_l1 + ... + ce_lL). The detach of the finer chunks lives in `FlamingoClassifiers.logits_at`."""
 
-    def __init__(self, head: FlamingoHead, level_table):
-        super().__init__(head, level_table, "flamingo")
-        self._coarse_logits = head.coarse_logits  # a bound method: the head stays the model's, not the loss's
+    def __init__(self, level_table):
+        super().__init__(level_table, "flamingo")
 
-    def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        per_level = self._coarse_logits(features) + [logits]
+    def forward(self, output: ModelOutput, labels: torch.Tensor) -> torch.Tensor:
+        per_level = self.level_logits(output)
         targets = self.level_targets(labels)
         return sum(F.cross_entropy(level_logits, targets[level]) for level, level_logits in enumerate(per_level))
 
@@ -130,15 +141,13 @@ class HAFeatureLoss(_LevelTargets):
     tiered (l12) 5..11 ("added in sec expt."); the config gives `dissimilar_from` per dataset.
     """
 
-    def __init__(self, head: HAFeatureHead, level_table, dissimilar_from: int,
-                 margin: float = DISSIMILAR_MARGIN, limit: int = PAIR_LIMIT):
-        super().__init__(head, level_table, "hafeature")
+    def __init__(self, level_table, dissimilar_from: int, margin: float = DISSIMILAR_MARGIN, limit: int = PAIR_LIMIT):
+        super().__init__(level_table, "hafeature")
         if not 1 <= dissimilar_from <= self.num_levels - 1:
             raise ValueError(f"loss 'hafeature' dissimilar_from = {dissimilar_from}: must be a level above the leaves "
                              f"(1..{self.num_levels - 1} for this {self.num_levels}-level hierarchy)")
         for level in range(self.num_levels - 1):
             self.register_buffer(f"parent_onehot_{level}", self._parent_onehot(level))
-        self._coarse_logits, self._unit_weights = head.coarse_logits, head.unit_weights
         self.dissimilar_levels = list(range(dissimilar_from - 1, self.num_levels - 1))  # 0-based rows
         self.margin, self.limit = float(margin), int(limit)
 
@@ -150,13 +159,13 @@ class HAFeatureLoss(_LevelTargets):
     def parent_onehot(self, level: int) -> torch.Tensor:
         return getattr(self, f"parent_onehot_{level}")
 
-    def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        probs = [F.softmax(z, dim=1) for z in self._coarse_logits(features) + [logits]]
-        weights = self._unit_weights()
+    def forward(self, output: ModelOutput, labels: torch.Tensor) -> torch.Tensor:
+        probs = [F.softmax(z, dim=1) for z in self.level_logits(output)]
+        weights = [F.normalize(w, p=2, dim=1) for w in output.level_weights]  # unit rows, as the logits use them
         pairs = range(self.num_levels - 1)
         jsd = sum(jensen_shannon(children_sum(probs[l + 1], self.parent_onehot(l)), probs[l]) for l in pairs)
         geometric = sum(geometric_consistency(weights[l], weights[l + 1], self.parent_onehot(l)) for l in pairs)
-        return F.cross_entropy(logits, labels) + jsd - geometric + self.dissimilarity(probs, labels)
+        return F.cross_entropy(output.logits, labels) + jsd - geometric + self.dissimilarity(probs, labels)
 
     def dissimilarity(self, probs: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
         # One shuffle per level, as the official calls random.shuffle inside every create_dissimilar_pairs.

@@ -1,4 +1,6 @@
-"""Training losses. Every loss is called as `loss(logits, features, labels)` -> scalar (batch mean).
+"""Training losses. Every loss is called as `loss(output, labels)` -> scalar (batch mean), `output` being the
+model's ModelOutput (featgeom.models.heads): leaf logits, features and, for per-level heads, every level's logits
+and classifier weights. Losses see nothing else of the model.
 
 - CrossEntropyLoss: plain CE (optional label smoothing, for the Mueller et al. comparison).
 - HAFrameLoss: HAFrame `MixedLoss_CEandGeneralSCSL` with a fixed alpha.
@@ -8,14 +10,17 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from featgeom.hierarchical_losses import FlamingoLoss, HAFeatureLoss
-from featgeom.models.heads import FlamingoHead, HAFeatureHead
 from featgeom.tensors import as_float_tensor
+
+if TYPE_CHECKING:
+    from featgeom.models.heads import ModelOutput
 
 HINGE_MODES = ("hinge", "cone")
 
@@ -25,8 +30,8 @@ class CrossEntropyLoss(nn.Module):
         super().__init__()
         self.label_smoothing = label_smoothing
 
-    def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+    def forward(self, output: ModelOutput, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(output.logits, labels, label_smoothing=self.label_smoothing)
 
 
 class HAFrameLoss(nn.Module):
@@ -61,11 +66,11 @@ class HAFrameLoss(nn.Module):
         target = self.similarity[labels]  # row y_b of the symmetric S = S[:, y_b]
         return (cos - target).square().sum() / features.shape[0]
 
-    def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        ce = F.cross_entropy(logits, labels)
+    def forward(self, output: ModelOutput, labels: torch.Tensor) -> torch.Tensor:
+        ce = F.cross_entropy(output.logits, labels)
         if self.alpha == 0.0:  # ablation row 3; skip the unused term
             return ce
-        return (1.0 - self.alpha) * ce + self.alpha * self.cosine_term(features, labels.long())
+        return (1.0 - self.alpha) * ce + self.alpha * self.cosine_term(output.features, labels.long())
 
 
 class HingeCrossEntropy(nn.Module):
@@ -76,7 +81,7 @@ class HingeCrossEntropy(nn.Module):
         (approximately) a cone around w_y.
     mode='cone' (reading H2, explicit cone): l_i = CE_i if cos(h_i, w_y) < cone_cos, else CE_i with its
         gradient stopped (value kept, so the logged loss stays continuous). cos(h, w_y) is read as
-        logits[y] / scale, which is exact for the CosineETFHead (unit h and unit ETF rows).
+        logits[y] / scale, which is exact for the cosine_etf head (unit h and unit ETF rows).
     """
 
     def __init__(self, tau: float = 0.0, scale: float | None = None, cone_cos: float | None = None,
@@ -99,27 +104,25 @@ class HingeCrossEntropy(nn.Module):
         cos_to_own_axis = logits.detach().gather(1, labels[:, None]).squeeze(1) / self.scale
         return cos_to_own_axis >= self.cone_cos
 
-    def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        ce = F.cross_entropy(logits, labels, reduction="none")
+    def forward(self, output: ModelOutput, labels: torch.Tensor) -> torch.Tensor:
+        ce = F.cross_entropy(output.logits, labels, reduction="none")
         if self.mode == "hinge":
             return ce.clamp(min=self.tau).mean()
-        return torch.where(self.inside(logits, labels), ce.detach(), ce).mean()
+        return torch.where(self.inside(output.logits, labels), ce.detach(), ce).mean()
 
 
-def build_loss(spec: dict, frame=None, similarity=None, scale: float | None = None, head=None,
-               level_table=None) -> nn.Module:
+def build_loss(spec: dict, frame=None, similarity=None, scale: float | None = None, level_table=None) -> nn.Module:
     """Loss from a config dict: `spec["name"]` picks the builder in LOSS_BUILDERS.
 
     Options per name (featgeom.config.LOSS_OPTIONS refuses the others): ce: label_smoothing; haframe: alpha
     (needs frame and similarity); hinge_ce: tau, mode (hinge | cone), cone_angle_deg (cone, with the model's
-    cosine-head `scale`); flamingo / hafeature: the model's per-level `head` and the [L, K] `level_table`;
-    hafeature: dissimilar_from.
+    cosine-head `scale`); flamingo / hafeature: the [L, K] `level_table` (the model needs the per-level head of
+    the same name, model.level_heads); hafeature: dissimilar_from.
     """
     name = spec.get("name")
     if name not in LOSS_BUILDERS:
         raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(LOSS_BUILDERS)}")
-    return LOSS_BUILDERS[name](spec, frame=frame, similarity=similarity, scale=scale, head=head,
-                               level_table=level_table)
+    return LOSS_BUILDERS[name](spec, frame=frame, similarity=similarity, scale=scale, level_table=level_table)
 
 
 def _ce_loss(spec: dict, **_context) -> CrossEntropyLoss:
@@ -139,21 +142,22 @@ def _hinge_loss(spec: dict, scale: float | None = None, **_context) -> HingeCros
     return HingeCrossEntropy(tau=spec.get("tau", 0.0), scale=scale, cone_cos=cone_cos, mode=spec.get("mode", "hinge"))
 
 
-def _hierarchical_loss(spec: dict, head=None, level_table=None, **_context) -> nn.Module:
-    name = spec["name"]
-    head_class = FlamingoHead if name == "flamingo" else HAFeatureHead
-    if not isinstance(head, head_class):
-        raise ValueError(f"loss {name!r} needs the model's {head_class.__name__} (model.level_heads: {name}), "
-                         f"got {type(head).__name__}")
+def _level_table(name: str, level_table):
     if level_table is None:
         raise ValueError(f"loss {name!r} needs the hierarchy's level x class table (level_table)")
-    if name == "flamingo":
-        return FlamingoLoss(head, level_table)
+    return level_table
+
+
+def _flamingo_loss(spec: dict, level_table=None, **_context) -> FlamingoLoss:
+    return FlamingoLoss(_level_table("flamingo", level_table))
+
+
+def _hafeature_loss(spec: dict, level_table=None, **_context) -> HAFeatureLoss:
     if "dissimilar_from" not in spec:
         raise ValueError("loss 'hafeature' needs `dissimilar_from` (first level, 1 = top, of the margin term)")
-    return HAFeatureLoss(head, level_table, dissimilar_from=spec["dissimilar_from"])
+    return HAFeatureLoss(_level_table("hafeature", level_table), dissimilar_from=spec["dissimilar_from"])
 
 
-# name -> builder(spec, frame=, similarity=, scale=, head=, level_table=); keys = config.LOSS_OPTIONS keys
+# name -> builder(spec, frame=, similarity=, scale=, level_table=); keys = config.LOSS_OPTIONS keys
 LOSS_BUILDERS = {"ce": _ce_loss, "haframe": _haframe_loss, "hinge_ce": _hinge_loss,
-                 "flamingo": _hierarchical_loss, "hafeature": _hierarchical_loss}
+                 "flamingo": _flamingo_loss, "hafeature": _hafeature_loss}

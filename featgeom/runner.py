@@ -59,7 +59,7 @@ def run_training(spec: dict, seed: int, inputs: dict, outputs: dict, threads: in
     table = per_level_table(spec, levels, inputs["levels"])
     model = build_model(spec["model"], num_classes, frame, level_table=table).to(device)
     loss_fn = build_loss(spec["loss"], frame=frame, similarity=similarity, scale=spec["model"].get("scale"),
-                         head=model.head, level_table=table).to(device)
+                         level_table=table).to(device)
     optimizer = torch.optim.SGD(param_groups(model, spec["train"]["lr"]), momentum=spec["train"]["momentum"],
                                 weight_decay=spec["train"]["weight_decay"])
     run_dir = Path(outputs["run_dir"])

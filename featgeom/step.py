@@ -8,8 +8,8 @@ by arithmetic. The options, all off by default (the papers' fp32 eager step):
   benchmarks/validate_bf16.py shows bf16's metrics inside the fp32 seed CI.
 - channels_last: NHWC model and batches (tensor-core friendly convolutions).
 - compile: torch.compile of the model, once per run, reused for every training step.
-- cuda_graph: the whole step (forward, loss, backward, SGD update, epoch totals) captured once as a
-  CUDA graph and replayed per batch: one launch instead of hundreds. Needs CUDA and batches of one
+- cuda_graph: the whole step (forward, every level's logits included, loss, backward, SGD update, epoch totals)
+  captured once as a CUDA graph and replayed per batch: one launch instead of hundreds. Needs CUDA and batches of one
   static shape (the in-memory loader drops its last partial batch); elsewhere the step runs eagerly.
 - cudnn_benchmark: cuDNN times its convolution algorithms for each new input shape and keeps the fastest
   (torch.backends.cudnn.benchmark, process-wide; CUDA only). The config turns it on, as the reference does.
@@ -141,11 +141,11 @@ class TrainStep:
 
     def _forward_backward(self, images, labels) -> None:
         with self._autocast():
-            logits, features = self.forward(images)
-            loss = self.loss_fn(logits, features, labels)
+            output = self.forward(images)  # every level's logits too: compiled and captured with the model
+            loss = self.loss_fn(output, labels)
         loss.backward()
         self.loss_sum += loss.detach().float() * len(labels)
-        self.correct += (logits.detach().argmax(1) == labels).sum()
+        self.correct += (output.logits.detach().argmax(1) == labels).sum()
 
     def _eager(self, images, labels) -> None:
         self.optimizer.zero_grad(set_to_none=True)

@@ -67,9 +67,9 @@ def predict(model, loader):
     model.eval()
     logits, features, labels = [], [], []
     for images, batch_labels in loader:
-        out, feats = model(images)
-        logits.append(out.float().cpu())
-        features.append(feats.float().cpu())
+        output = model(images)
+        logits.append(output.logits.float().cpu())
+        features.append(output.features.float().cpu())
         labels.append(batch_labels.cpu())
     return torch.cat(logits).numpy(), torch.cat(features).numpy(), torch.cat(labels).numpy()
 

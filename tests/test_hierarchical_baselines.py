@@ -21,7 +21,9 @@ from featgeom.hierarchy_stage import build_hierarchy_outputs
 from featgeom.io import read_json, write_json
 from featgeom.losses import build_loss
 from featgeom.models import build_model, param_groups
-from featgeom.models.heads import FlamingoHead, HAFeatureHead, flamingo_chunk_starts
+from featgeom.models.heads import (
+    FlamingoClassifiers, HAFeatureClassifiers, ModelOutput, PerLevelHead, flamingo_chunk_starts,
+)
 from featgeom.runner import dump_features, run_training
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,6 +40,11 @@ class IdentityTrunk(nn.Module):
 
     def forward(self, h):
         return h
+
+
+def per_level_head(classifiers, dim, sizes):
+    """A per-level head on features given directly (an identity trunk)."""
+    return PerLevelHead(IdentityTrunk(dim), classifiers(dim, sizes))
 
 
 # ---- level tables ---------------------------------------------------------------------------------
@@ -82,11 +89,11 @@ def test_flamingo_chunks_follow_the_official_splits():
 
 def test_flamingo_level_heads_train_only_their_own_chunk():
     torch.manual_seed(0)
-    head = FlamingoHead(IdentityTrunk(9), [2, 4, 6])  # chunks [0:3], [3:6], [6:9]
+    head = per_level_head(FlamingoClassifiers, 9, [2, 4, 6])  # chunks [0:3], [3:6], [6:9]
     h = torch.randn(5, 9, requires_grad=True)
     for level, own in enumerate([(0, 3), (3, 6), (6, 9)]):
         h.grad = None
-        head.logits_at(level, h).square().sum().backward()
+        head(h).level_logits[level].square().sum().backward()
         touched = (h.grad.abs().sum(0) > 0).nonzero().flatten().tolist()
         assert touched == list(range(*own)), f"level {level} sent gradient to features {touched}"
     assert [layer.in_features for layer in head.classifier] == [9, 6, 3]  # the top head sees every feature
@@ -94,34 +101,35 @@ def test_flamingo_level_heads_train_only_their_own_chunk():
 
 def test_flamingo_loss_is_the_sum_of_per_level_cross_entropies():
     torch.manual_seed(1)
-    head = FlamingoHead(IdentityTrunk(6), [2, 4, 6])
-    loss_fn = build_loss({"name": "flamingo"}, head=head, level_table=TABLE)
+    head = per_level_head(FlamingoClassifiers, 6, [2, 4, 6])
+    loss_fn = build_loss({"name": "flamingo"}, level_table=TABLE)
     h, labels = torch.randn(4, 6), torch.tensor([0, 3, 4, 5])
-    logits, _ = head(h)
+    output = head(h)
+    assert output.level_logits[-1] is output.logits
     expected = 0.0
     for level in range(3):
-        z = head.logits_at(level, h).detach().numpy().astype(np.float64)
+        z = head.classifier.logits_at(level, h).detach().numpy().astype(np.float64)
         y = TABLE[level][labels.numpy()]
         log_p = z - z.max(1, keepdims=True) - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True))
         expected += -log_p[np.arange(4), y].mean()
-    assert loss_fn(logits, h, labels).item() == pytest.approx(expected, rel=1e-5)
+    assert loss_fn(output, labels).item() == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize("head_class", [FlamingoHead, HAFeatureHead])
-def test_classifier_weight_maps_features_to_the_leaf_logits(head_class):
+@pytest.mark.parametrize("classifiers", [FlamingoClassifiers, HAFeatureClassifiers])
+def test_classifier_weight_maps_features_to_the_leaf_logits(classifiers):
     torch.manual_seed(2)
-    head = head_class(IdentityTrunk(6), [2, 4, 6])
+    head = per_level_head(classifiers, 6, [2, 4, 6])
     h = torch.randn(3, 6)
     weight, bias = head.classifier_weight()
     assert torch.allclose(h @ weight.T + bias, head(h)[0], atol=1e-6)
 
 
 def test_hafeature_logits_use_unit_weight_rows_plus_bias():
-    head = HAFeatureHead(IdentityTrunk(2), [1, 2])
+    head = per_level_head(HAFeatureClassifiers, 2, [1, 2])
     with torch.no_grad():
         head.classifier[1].weight.copy_(torch.tensor([[3.0, 4.0], [0.0, 2.0]]))
         head.classifier[1].bias.copy_(torch.tensor([0.5, -1.0]))
-    logits, _ = head(torch.tensor([[1.0, 1.0]]))
+    logits = head(torch.tensor([[1.0, 1.0]])).logits
     assert logits.detach().flatten().tolist() == pytest.approx([0.6 + 0.8 + 0.5, 1.0 - 1.0])
 
 
@@ -206,18 +214,19 @@ def test_margin_dissimilarity_equals_the_official_pair_table(batch, classes, lim
 
 def hafeature_loss(dissimilar_from=1):
     torch.manual_seed(3)
-    head = HAFeatureHead(IdentityTrunk(5), [2, 4, 6])
-    return head, build_loss({"name": "hafeature", "dissimilar_from": dissimilar_from}, head=head, level_table=TABLE)
+    head = per_level_head(HAFeatureClassifiers, 5, [2, 4, 6])
+    return head, build_loss({"name": "hafeature", "dissimilar_from": dissimilar_from}, level_table=TABLE)
 
 
 def test_hafeature_loss_is_ce_plus_jsd_minus_geometry_plus_margin_terms():
     head, loss_fn = hafeature_loss(dissimilar_from=2)
     h, labels = torch.randn(7, 5), torch.tensor([0, 1, 2, 3, 4, 5, 5])
-    logits, _ = head(h)
+    output = head(h)
+    logits = output.logits
     torch.manual_seed(11)
-    total = loss_fn(logits, h, labels)
+    total = loss_fn(output, labels)
 
-    probs = [torch.softmax(head.logits_at(level, h), 1) for level in range(3)]
+    probs = [torch.softmax(head.classifier.logits_at(level, h), 1) for level in range(3)]
     weights = [F.normalize(layer.weight, dim=1) for layer in head.classifier]
     parents = [F.one_hot(torch.tensor(p), n).float() for p, n in (([0, 0, 1, 1], 2), ([0, 0, 1, 1, 2, 3], 4))]
     expected = F.cross_entropy(logits, labels)
@@ -230,19 +239,24 @@ def test_hafeature_loss_is_ce_plus_jsd_minus_geometry_plus_margin_terms():
     assert total.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("spec, head_class, match", [
-    ({"name": "hafeature", "dissimilar_from": 3}, HAFeatureHead, r"dissimilar_from = 3.*1\.\.2"),
-    ({"name": "hafeature"}, HAFeatureHead, "needs `dissimilar_from`"),
-    ({"name": "flamingo"}, HAFeatureHead, "needs the model's FlamingoHead"),
+@pytest.mark.parametrize("spec, match", [
+    ({"name": "hafeature", "dissimilar_from": 3}, r"dissimilar_from = 3.*1\.\.2"),
+    ({"name": "hafeature"}, "needs `dissimilar_from`"),
+    ({"name": "flamingo"}, "needs the hierarchy's level x class table"),
 ])
-def test_hierarchical_loss_errors_name_the_culprit(spec, head_class, match):
+def test_hierarchical_loss_errors_name_the_culprit(spec, match):
     with pytest.raises(ValueError, match=match):
-        build_loss(spec, head=head_class(IdentityTrunk(6), [2, 4, 6]), level_table=TABLE)
+        build_loss(spec, level_table=None if spec["name"] == "flamingo" else TABLE)
 
 
-def test_loss_refuses_a_level_table_that_disagrees_with_the_head():
-    with pytest.raises(ValueError, match=r"have \[2, 3, 6\] classes, the hierarchy's levels \[2, 4, 6\]"):
-        build_loss({"name": "flamingo"}, head=FlamingoHead(IdentityTrunk(6), [2, 3, 6]), level_table=TABLE)
+@pytest.mark.parametrize("output, match", [
+    (per_level_head(FlamingoClassifiers, 6, [2, 3, 6])(torch.randn(4, 6)),
+     r"have \[2, 3, 6\] classes, the hierarchy's levels \[2, 4, 6\]"),
+    (ModelOutput(torch.randn(4, 6), torch.randn(4, 6)), r"have \[\] classes.*model.level_heads: flamingo"),
+])
+def test_loss_refuses_level_logits_that_are_not_the_hierarchy_levels(output, match):
+    with pytest.raises(ValueError, match=match):
+        build_loss({"name": "flamingo"}, level_table=TABLE)(output, torch.tensor([0, 1, 2, 3]))
 
 
 # ---- config -----------------------------------------------------------------------------------------

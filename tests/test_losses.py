@@ -10,6 +10,7 @@ import yaml
 
 from featgeom.config import LOSS_OPTIONS
 from featgeom.losses import LOSS_BUILDERS, CrossEntropyLoss, HAFrameLoss, HingeCrossEntropy, build_loss
+from featgeom.models import ModelOutput
 
 
 def numpy_ce(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -34,14 +35,14 @@ def test_haframe_loss_matches_explicit_numpy():
     cos_term = sum(((cos[b] - s[:, y[b]]) ** 2).sum() for b in range(2)) / 2
     expected = (1 - alpha) * numpy_ce(logits, y).mean() + alpha * cos_term
 
-    loss = HAFrameLoss(w, s, alpha)(torch.tensor(logits, dtype=torch.float32),
-                                    torch.tensor(h, dtype=torch.float32), torch.tensor(y))
+    output = ModelOutput(torch.tensor(logits, dtype=torch.float32), torch.tensor(h, dtype=torch.float32))
+    loss = HAFrameLoss(w, s, alpha)(output, torch.tensor(y))
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_haframe_alpha_zero_is_cross_entropy():
     w, s, h, logits, y = tiny_haframe_problem()
-    args = torch.tensor(logits, dtype=torch.float32), torch.tensor(h, dtype=torch.float32), torch.tensor(y)
+    args = ModelOutput(torch.tensor(logits, dtype=torch.float32), torch.tensor(h, dtype=torch.float32)), torch.tensor(y)
     assert HAFrameLoss(w, s, 0.0)(*args).item() == pytest.approx(CrossEntropyLoss()(*args).item(), rel=1e-6)
 
 
@@ -53,7 +54,7 @@ def test_haframe_alpha_out_of_range():
 
 def _ce_and_grads(loss_fn, logits, features, labels):
     logits = logits.clone().requires_grad_(True)
-    loss = loss_fn(logits, features, labels)
+    loss = loss_fn(ModelOutput(logits, features), labels)
     loss.backward()
     return loss, logits.grad
 
@@ -76,7 +77,7 @@ def test_hinge_equals_ce_outside_and_has_zero_grad_inside():
 
 def test_hinge_tau_zero_is_plain_ce():
     logits, labels = torch.randn(8, 4), torch.randint(0, 4, (8,))
-    assert HingeCrossEntropy(tau=0.0)(logits, None, labels).item() == pytest.approx(
+    assert HingeCrossEntropy(tau=0.0)(ModelOutput(logits, None), labels).item() == pytest.approx(
         F.cross_entropy(logits, labels).item(), rel=1e-6)
 
 
@@ -92,7 +93,7 @@ def test_cone_mode_zero_grad_inside_and_ce_outside():
     inside = loss_fn.inside(logits, labels)
     assert inside.tolist() == [True, False, False, False]
 
-    loss = loss_fn(logits, features, labels)
+    loss = loss_fn(ModelOutput(logits, features), labels)
     loss.backward()
     assert loss.item() == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-6)  # value kept
     assert torch.all(features.grad[0] == 0) and torch.all(features.grad[1:].abs().sum(1) > 0)

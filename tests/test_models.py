@@ -1,11 +1,17 @@
 """Backbones, heads, factory and param groups (CPU, tiny inputs)."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
+
+from featgeom.config import LEVEL_HEAD_LOSSES
 
 from featgeom.models import factory
 from featgeom.models import (
-    CosineETFHead, ResNetCifar, TypeIIHead, WideResNet, build_backbone, build_model, param_groups,
+    BACKBONES, HEADS, LEVEL_HEADS, CosineETFClassifier, Head, LinearClassifier, NormalisedTrunk, ResNetCifar,
+    WideResNet, build_backbone, build_model, param_groups,
 )
 
 torch.manual_seed(0)
@@ -55,8 +61,8 @@ def test_every_backbone_head_combo_shapes(backbone, head, monkeypatch):
     x = torch.randn(2, 3, size, size)
     fmap = model.backbone(x)
     assert fmap.ndim == 4 and fmap.shape[1] == model.backbone.out_channels == BACKBONE_FEATURES[backbone]
-    logits, features = model.head(fmap)
-    assert logits.shape == (2, K)
+    logits, features, level_logits, level_weights = model.head(fmap)
+    assert logits.shape == (2, K) and level_logits == level_weights == ()
     assert features.shape == (2, expected_dim)
     w, _ = model.head.classifier_weight()
     assert w.shape == (K, expected_dim)
@@ -176,7 +182,7 @@ def test_type2_fixed_frame_is_frozen_saved_and_used_for_logits():
 
     opt = torch.optim.SGD(param_groups(model, {"backbone": 0.1, "head": 0.1, "classifier": 0.1}),
                           momentum=0.9, weight_decay=5e-4)
-    logits, h = model(torch.randn(4, 3, 32, 32))
+    logits, h, _, _ = model(torch.randn(4, 3, 32, 32))
     torch.nn.functional.cross_entropy(logits, torch.arange(4) % K).backward()
     opt.step()
     assert np.allclose(classifier.weight.numpy(), frame.astype(np.float32))
@@ -198,7 +204,7 @@ def test_type2_without_frame_is_learnable():
 
 @pytest.mark.parametrize("head, frame, match", [
     ("cosine_etf", None, "needs a frame"),
-    ("type2", np.eye(K + 1), r"expected \(5, 5\)"),
+    ("type2", np.eye(K + 1), r"expected shape \(5, 5\), got \(6, 6\)"),
     ("cosine_etf", np.eye(K), r"\(5, 128\), got \(5, 5\)"),
     ("linear", np.eye(K), "learnable classifier"),
     ("mlp", None, "valid heads"),
@@ -227,27 +233,48 @@ def test_param_groups_put_type2_conv_in_backbone_and_skip_frozen_classifier():
     model, _ = _tiny_type2_model()
     groups = {g["name"]: g for g in param_groups(model, {"backbone": 0.01, "head": 0.1, "classifier": 0.1})}
     assert set(groups) == {"backbone", "head"}  # the fixed frame leaves the classifier group empty
-    assert any(p is model.head.channel_reduce.weight for p in groups["backbone"]["params"])
-    assert any(p is model.head.feature_bn.weight for p in groups["head"]["params"])
+    assert any(p is model.head.trunk.channel_reduce.weight for p in groups["backbone"]["params"])
+    assert any(p is model.head.trunk.feature_bn.weight for p in groups["head"]["params"])
     assert groups["backbone"]["base_lr"] == 0.01
+
+
+def cosine_etf_head(in_channels, etf, scale, projection_dim=None):
+    trunk = NormalisedTrunk(in_channels, projection_dim)
+    return Head(trunk, CosineETFClassifier(trunk.feature_dim, len(etf), etf, scale))
 
 
 def test_cosine_etf_head_unit_features_and_scaled_cosine_logits():
     etf = simplex_etf(K, 8)
-    head = CosineETFHead(in_channels=8, num_classes=K, etf=etf, scale=16.0)
-    logits, h = head(torch.randn(6, 8, 4, 4))
+    head = cosine_etf_head(8, etf, scale=16.0)
+    logits, h, _, _ = head(torch.randn(6, 8, 4, 4))
     assert torch.allclose(h.norm(dim=1), torch.ones(6), atol=1e-5)
     assert torch.allclose(logits, 16.0 * h @ torch.as_tensor(etf, dtype=torch.float32).T, atol=1e-4)
-    assert "etf" in head.state_dict() and not any(p is head.etf for p in head.parameters())
+    assert "classifier.etf" in head.state_dict() and not any(p is head.classifier.etf for p in head.parameters())
 
 
 def test_cosine_etf_head_rejects_dim_below_k_minus_1():
     with pytest.raises(ValueError, match="projection_dim"):
-        CosineETFHead(in_channels=64, num_classes=100, etf=np.zeros((100, 64)), scale=10.0)
-    head = CosineETFHead(in_channels=64, num_classes=100, etf=simplex_etf(100, 128), scale=10.0, projection_dim=128)
-    assert head(torch.randn(3, 64, 2, 2))[1].shape == (3, 128)
+        cosine_etf_head(64, np.zeros((100, 64)), scale=10.0)
+    head = cosine_etf_head(64, simplex_etf(100, 128), scale=10.0, projection_dim=128)
+    assert head(torch.randn(3, 64, 2, 2)).features.shape == (3, 128)
 
 
-def test_type2_head_rejects_non_square_frame():
-    with pytest.raises(ValueError, match="expected shape"):
-        TypeIIHead(8, K, fixed_weight=np.ones((K, 3)))
+def test_fixed_linear_classifier_rejects_a_frame_of_another_shape():
+    with pytest.raises(ValueError, match=r"expected shape \(5, 5\), got \(5, 3\)"):
+        LinearClassifier(K, K).freeze_to(np.ones((K, 3)))
+
+
+def _schema_model_properties() -> dict:
+    schema_path = Path(__file__).resolve().parent.parent / "workflow/schemas/config.schema.yaml"
+    schema = yaml.safe_load(schema_path.read_text())
+    return schema["$defs"]["method"]["properties"]["model"]["properties"]
+
+
+def test_registries_are_the_names_the_schema_and_config_accept():
+    """One list per kind of name: the schema enums (what a config may say) are the registry keys (what is built);
+    featgeom.config pairs each per-level head with its loss without importing torch, from its own copy."""
+    model = _schema_model_properties()
+    assert set(model["head"]["enum"]) == set(HEADS)
+    assert set(model["level_heads"]["enum"]) == set(LEVEL_HEADS) == set(LEVEL_HEAD_LOSSES)
+    alternatives = model["backbone"]["pattern"].removeprefix("^(").removesuffix(")$").split("|")
+    assert set(alternatives) == {name.replace("<k>", "[0-9]+") for name in BACKBONES}

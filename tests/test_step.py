@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from featgeom.losses import CrossEntropyLoss
+from featgeom.losses import CrossEntropyLoss, build_loss
 from featgeom.models import build_model, param_groups
 from featgeom.step import GRAPH_WARMUP_STEPS, GraphSafeSGD, StepOptions, TrainStep
 
@@ -125,8 +125,8 @@ class RandomlyWeightedCE(torch.nn.Module):
     """CE plus a term weighted by torch.rand draws, as HAFeature's pair shuffle draws every step: what the run
     trains depends on the random stream."""
 
-    def forward(self, logits, features, labels):
-        return CrossEntropyLoss()(logits, features, labels) + (logits * torch.rand_like(logits)).mean()
+    def forward(self, output, labels):
+        return CrossEntropyLoss()(output, labels) + (output.logits * torch.rand_like(output.logits)).mean()
 
 
 def test_capturing_leaves_the_random_stream_where_an_eager_step_would():
@@ -143,6 +143,45 @@ def test_capturing_leaves_the_random_stream_where_an_eager_step_would():
     assert eager_totals == captured_totals and torch.equal(eager_next, captured_next)
     for name, weights in eager_state.items():
         assert torch.equal(weights, captured_state[name]), name
+
+
+@pytest.mark.parametrize("level_heads", ["flamingo", "hafeature"])
+def test_captured_per_level_step_trains_as_the_eager_one(level_heads):
+    """The per-level logits come from the model's forward (what torch.compile wraps and a CUDA graph captures); the
+    loss sees only the output. HAFeature also draws its pair shuffle every step."""
+    table = [[0, 0, 0, 1, 1, 1], [0, 1, 2, 3, 4, 5]]
+    data, results = batches(4), []
+    for capture in (replay_without_warmup, replay_on_cpu):
+        torch.manual_seed(0)
+        model = build_model({**MODEL, "level_heads": level_heads}, num_classes=6, level_table=table)
+        sgd = torch.optim.SGD(param_groups(model, LRS), momentum=0.9, weight_decay=5e-4)
+        options = {"dissimilar_from": 1} if level_heads == "hafeature" else {}
+        loss_fn = build_loss({"name": level_heads, **options}, level_table=table)
+        step = TrainStep(model, loss_fn, sgd, StepOptions(cuda_graph=True), "cpu", capture=capture)
+        torch.manual_seed(7)
+        results.append((train(step, data, [1.0, 0.5]), model.state_dict()))
+    (eager_totals, eager_state), (captured_totals, captured_state) = results
+    assert eager_totals == captured_totals
+    for name, weights in eager_state.items():
+        assert torch.equal(weights, captured_state[name]), name
+
+
+def test_compiled_per_level_model_returns_every_level_and_trains_the_level_weights():
+    """torch.compile traces the whole ModelOutput, per-level logits and the classifier weights HAFeature's
+    geometric term reads (aot_eager: dynamo and AOT autograd as the step's compile uses them, without a C++ build)."""
+    table = [[0, 0, 0, 1, 1, 1], [0, 1, 2, 3, 4, 5]]
+    loss_fn = build_loss({"name": "hafeature", "dissimilar_from": 1}, level_table=table)
+    grads = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = build_model({**MODEL, "level_heads": "hafeature"}, num_classes=6, level_table=table)
+        forward = torch.compile(model, backend="aot_eager") if compiled else model
+        images, labels = batches(1)[0]
+        torch.manual_seed(7)
+        loss_fn(forward(images), labels).backward()
+        grads.append([p.grad for p in model.head.classifier.parameters()])
+    for eager, traced in zip(*grads):
+        assert torch.allclose(eager, traced, atol=1e-6)
 
 
 def test_captured_step_refuses_a_batch_of_another_shape():

@@ -9,6 +9,7 @@ Every backbone has `out_channels` (C). Architectures follow the code the papers 
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -255,21 +256,24 @@ def resnet50(pretrained: bool = False, weights_path: str | Path | None = None) -
 
 
 # ----------------------------------------------------------------------------- registry
+# Config name -> builder(**backbone_kwargs). `wrn28_<k>` stands for every widening factor: wrn28_8, wrn28_10, ...
+# The schema's `backbone` pattern lists the same names (tests/test_models.py checks it).
+WRN28_FAMILY = "wrn28_<k>"
 _WRN28 = re.compile(r"wrn28_(\d+)$")
-BACKBONE_NAMES = ("convnet_small", "resnet32", "resnet_cifar", "wrn28_<k> (e.g. wrn28_8, wrn28_10)", "resnet50")
+BACKBONES = {
+    "convnet_small": ConvNetSmall,
+    "resnet32": partial(ResNetCifar, depth=32),
+    "resnet_cifar": ResNetCifar,
+    WRN28_FAMILY: partial(WideResNet, depth=28),
+    "resnet50": resnet50,
+}
 
 
 def build_backbone(name: str, **kwargs) -> nn.Module:
     """Build a backbone by config name; kwargs go to the constructor (e.g. width, depth, drop)."""
-    if name == "convnet_small":
-        return ConvNetSmall(**kwargs)
-    if name == "resnet32":
-        return ResNetCifar(depth=32, **kwargs)
-    if name == "resnet_cifar":
-        return ResNetCifar(**kwargs)
-    if name == "resnet50":
-        return resnet50(**kwargs)
     match = _WRN28.match(name)
     if match:
-        return WideResNet(depth=28, widen=int(match.group(1)), **kwargs)
-    raise ValueError(f"unknown backbone {name!r}; valid names: {', '.join(BACKBONE_NAMES)}")
+        return BACKBONES[WRN28_FAMILY](widen=int(match.group(1)), **kwargs)
+    if name not in BACKBONES or name == WRN28_FAMILY:
+        raise ValueError(f"unknown backbone {name!r}; valid names: {', '.join(BACKBONES)} (e.g. wrn28_8, wrn28_10)")
+    return BACKBONES[name](**kwargs)

@@ -1,15 +1,15 @@
-"""Model = backbone + head, built from a config dict; optimizer param groups with per-group lr.
+"""Model = backbone + head, built from a config dict through the registries; optimizer param groups.
 
 Model spec keys:
-    backbone          backbone name (see backbones.build_backbone)
+    backbone          backbone name (models.backbones.BACKBONES)
     backbone_kwargs   dict, optional (width, depth, drop, pretrained, weights_path)
-    head              linear | type1_mlp | type2 | cosine_etf
+    head              HEADS key: linear | type1_mlp | type2 | cosine_etf
     hidden_units      type1_mlp hidden width H (official default 600; NC runs use H = K)
     projection_dim    cosine_etf optional Linear(C, projection_dim) before BN
     scale             cosine_etf logit scale
     linear_init       optional override of the linear head init (default | kaiming)
-    level_heads       flamingo | hafeature: one classifier per hierarchy level on the trunk of `head`
-                      (linear, type1_mlp or type2); needs `level_table`
+    level_heads       LEVEL_HEADS key, flamingo | hafeature: one classifier per hierarchy level on the trunk of
+                      `head` (a head that can go without a frame); needs `level_table`
 
 `frame`: numpy K x K (type2: fixed HAFrame classifier; None = learnable "type-II-xen") or K x d
 (cosine_etf: the fixed simplex ETF, required). `level_table`: int64 [L, K] level x class labels
@@ -17,28 +17,28 @@ Model spec keys:
 """
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import numpy as np
 import torch
 import torch.nn as nn
 
 from .backbones import build_backbone
-from .heads import (AvgPoolTrunk, CosineETFHead, FlamingoHead, FlamingoStyleTypeIHead, HAFeatureHead, LinearHead,
-                    MaxPoolMLPTrunk, TypeIIHead, TypeIITrunk)
+from .heads import (AvgPoolTrunk, CosineETFClassifier, FlamingoClassifiers, HAFeatureClassifiers, Head,
+                    LinearClassifier, MaxPoolMLPTrunk, ModelOutput, NormalisedTrunk, PerLevelHead, TypeIITrunk)
 
-HEAD_NAMES = ("linear", "type1_mlp", "type2", "cosine_etf")
-LEVEL_HEADS = ("flamingo", "hafeature")
 PARAM_GROUP_NAMES = ("backbone", "head", "classifier")
 
 
 class Classifier(nn.Module):
-    """backbone (image -> fmap) + head (fmap -> logits, penultimate features)."""
+    """backbone (image -> fmap) + head (fmap -> ModelOutput)."""
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = head
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> ModelOutput:
         return self.head(self.backbone(x))
 
 
@@ -57,54 +57,90 @@ def _default_linear_init(backbone_name: str) -> str:
     return "default"
 
 
-def _type2_options(backbone: str) -> dict:
+def _avg_pool_trunk(spec: dict, in_channels: int, num_classes: int) -> AvgPoolTrunk:
+    return AvgPoolTrunk(in_channels)
+
+
+def _max_pool_mlp_trunk(spec: dict, in_channels: int, num_classes: int) -> MaxPoolMLPTrunk:
+    return MaxPoolMLPTrunk(in_channels, hidden=spec.get("hidden_units", 600))
+
+
+def _normalised_trunk(spec: dict, in_channels: int, num_classes: int) -> NormalisedTrunk:
+    return NormalisedTrunk(in_channels, spec.get("projection_dim"))
+
+
+def _type2_trunk(spec: dict, in_channels: int, num_classes: int) -> TypeIITrunk:
     """Official WRN type-II: BN1d momentum 0.001 and kaiming fan_out on the 1x1 conv; ResNet-50: torch defaults."""
-    wrn = _is_wrn(backbone)
-    return {"bn_momentum": 0.001 if wrn else 0.1, "conv_init": "kaiming_fan_out" if wrn else "default"}
+    wrn = _is_wrn(spec["backbone"])
+    return TypeIITrunk(in_channels, num_classes, bn_momentum=0.001 if wrn else 0.1,
+                       conv_init="kaiming_fan_out" if wrn else "default")
 
 
-def _check_frame(head: str, frame, num_classes: int, level_heads: str | None = None) -> np.ndarray | None:
-    if head in ("linear", "type1_mlp") or level_heads:
+def _cifar_linear_classifier(spec: dict, dim: int, num_classes: int, frame: None) -> LinearClassifier:
+    """The `linear` head's classifier, initialised as the backbone's reference code did (`linear_init` overrides)."""
+    return LinearClassifier(dim, num_classes, init=spec.get("linear_init", _default_linear_init(spec["backbone"])))
+
+
+def _default_linear_classifier(spec: dict, dim: int, num_classes: int, frame) -> LinearClassifier:
+    """HAFrame's ResNet-50 / type-II classifier: PyTorch's default init; fixed to `frame` when one is given."""
+    classifier = LinearClassifier(dim, num_classes)
+    if frame is not None:
+        classifier.freeze_to(frame)
+    return classifier
+
+
+def _cosine_etf_classifier(spec: dict, dim: int, num_classes: int, frame) -> CosineETFClassifier:
+    if "scale" not in spec:
+        raise ValueError("head 'cosine_etf' needs `scale` (logit scale) in the model spec")
+    return CosineETFClassifier(dim, num_classes, frame, scale=spec["scale"])
+
+
+class HeadRecipe(NamedTuple):
+    """How a head is built: trunk(spec, in_channels, num_classes), then classifier(spec, feature_dim,
+    num_classes, frame); `frame` says whether its classifier is fixed: 'never', 'optional' or 'required'."""
+    trunk: Callable[[dict, int, int], nn.Module]
+    classifier: Callable[[dict, int, int, np.ndarray | None], nn.Module]
+    frame: str
+
+
+# Config `model.head` -> recipe. The schema's `head` enum lists the same names (tests/test_models.py checks it).
+HEADS = {
+    # type-I, CIFAR nets: global average pool -> learnable Linear(C, K)
+    "linear": HeadRecipe(_avg_pool_trunk, _cifar_linear_classifier, "never"),
+    # type-I, HAFrame's ResNet-50: max pool -> BN-Linear-BN-ELU MLP -> learnable Linear(hidden, K)
+    "type1_mlp": HeadRecipe(_max_pool_mlp_trunk, _default_linear_classifier, "never"),
+    # type-II: 1x1 conv to K channels -> residual transforms -> Linear(K, K), fixed to the HAFrame W when given
+    "type2": HeadRecipe(_type2_trunk, _default_linear_classifier, "optional"),
+    # MSC: normalised features -> scaled cosines to a fixed simplex ETF
+    "cosine_etf": HeadRecipe(_normalised_trunk, _cosine_etf_classifier, "required"),
+}
+
+def _flamingo_classifiers(spec: dict, dim: int, level_sizes: list[int]) -> FlamingoClassifiers:
+    """The official type-I WRN spreads the chunks' remainder (see flamingo_chunk_starts)."""
+    return FlamingoClassifiers(dim, level_sizes, spread_remainder=_is_wrn(spec["backbone"]))
+
+
+def _hafeature_classifiers(spec: dict, dim: int, level_sizes: list[int]) -> HAFeatureClassifiers:
+    return HAFeatureClassifiers(dim, level_sizes)
+
+
+# Config `model.level_heads` -> builder(spec, feature_dim, level_sizes) of the per-level classifiers. The schema's
+# `level_heads` enum and featgeom.config.LEVEL_HEAD_LOSSES list the same names (tests/test_models.py checks it).
+LEVEL_HEADS = {"flamingo": _flamingo_classifiers, "hafeature": _hafeature_classifiers}
+
+
+def _check_frame(head: str, frame, level_heads: str | None = None) -> np.ndarray | None:
+    """The frame as float32, or None; refused where the classifier is learnable, required where it is fixed.
+    Its shape is checked by the classifier it fixes."""
+    policy = HEADS[head].frame
+    if policy == "never" or level_heads:
         if frame is not None:
             owner = f"level_heads {level_heads!r}" if level_heads else f"head {head!r}"
             raise ValueError(f"{owner} has a learnable classifier; a frame was given (misconfigured run?)")
         return None
-    if frame is None:
-        if head == "cosine_etf":
-            raise ValueError("head 'cosine_etf' needs a frame: the fixed K x d simplex ETF")
-        return None  # type2 without a frame = learnable classifier (type-II CE)
-    frame = np.asarray(frame, dtype=np.float32)
-    if frame.ndim != 2 or frame.shape[0] != num_classes or (head == "type2" and frame.shape[1] != num_classes):
-        expected = f"({num_classes}, {num_classes})" if head == "type2" else f"({num_classes}, d)"
-        raise ValueError(f"head {head!r}: frame shape expected {expected}, got {frame.shape}")
-    return frame
-
-
-def _build_head(spec: dict, in_channels: int, num_classes: int, frame) -> nn.Module:
-    head, backbone = spec["head"], spec["backbone"]
-    if head == "linear":
-        return LinearHead(in_channels, num_classes, init=spec.get("linear_init", _default_linear_init(backbone)))
-    if head == "type1_mlp":
-        return FlamingoStyleTypeIHead(in_channels, num_classes, hidden=spec.get("hidden_units", 600))
-    if head == "type2":
-        return TypeIIHead(in_channels, num_classes, fixed_weight=frame, **_type2_options(backbone))
-    if head == "cosine_etf":
-        if "scale" not in spec:
-            raise ValueError("head 'cosine_etf' needs `scale` (logit scale) in the model spec")
-        return CosineETFHead(in_channels, num_classes, frame, scale=spec["scale"],
-                             projection_dim=spec.get("projection_dim"))
-    raise ValueError(f"unknown head {head!r}; valid heads: {', '.join(HEAD_NAMES)}")
-
-
-def _build_trunk(spec: dict, in_channels: int, num_classes: int) -> nn.Module:
-    head = spec["head"]
-    if head == "linear":
-        return AvgPoolTrunk(in_channels)
-    if head == "type1_mlp":
-        return MaxPoolMLPTrunk(in_channels, hidden=spec.get("hidden_units", 600))
-    if head == "type2":
-        return TypeIITrunk(in_channels, num_classes, **_type2_options(spec["backbone"]))
-    raise ValueError(f"level_heads need the trunk of head linear, type1_mlp or type2, not {head!r}")
+    if frame is None and policy == "required":
+        raise ValueError(f"head {head!r} needs a frame: the fixed K x d classifier (cosine_etf: the simplex ETF)")
+    return None if frame is None else np.asarray(frame, dtype=np.float32)
 
 
 def _level_sizes(level_table, num_classes: int) -> list[int]:
@@ -116,32 +152,37 @@ def _level_sizes(level_table, num_classes: int) -> list[int]:
     return [int(row.max()) + 1 for row in table]
 
 
-def _build_level_heads(spec: dict, in_channels: int, num_classes: int, level_table) -> nn.Module:
-    trunk = _build_trunk(spec, in_channels, num_classes)
+def _build_per_level_head(spec: dict, in_channels: int, num_classes: int, level_table) -> PerLevelHead:
+    level_heads, recipe = spec["level_heads"], HEADS[spec["head"]]
+    if level_heads not in LEVEL_HEADS:
+        raise ValueError(f"unknown level_heads {level_heads!r}; valid: {', '.join(LEVEL_HEADS)}")
+    if recipe.frame == "required":
+        shareable = [name for name, r in HEADS.items() if r.frame != "required"]
+        raise ValueError(f"level_heads need the trunk of a head with a learnable classifier ({', '.join(shareable)}), "
+                         f"not {spec['head']!r}")
+    trunk = recipe.trunk(spec, in_channels, num_classes)
     sizes = _level_sizes(level_table, num_classes)
-    if spec["level_heads"] == "flamingo":
-        return FlamingoHead(trunk, sizes, spread_remainder=_is_wrn(spec["backbone"]))
-    if spec["level_heads"] == "hafeature":
-        return HAFeatureHead(trunk, sizes)
-    raise ValueError(f"unknown level_heads {spec['level_heads']!r}; valid: {', '.join(LEVEL_HEADS)}")
+    return PerLevelHead(trunk, LEVEL_HEADS[level_heads](spec, trunk.feature_dim, sizes))
 
 
 def build_model(spec: dict, num_classes: int, frame=None, level_table=None) -> Classifier:
     """Build backbone + head from a model spec (see module docstring)."""
     head = spec.get("head")
-    if head not in HEAD_NAMES:
-        raise ValueError(f"unknown head {head!r}; valid heads: {', '.join(HEAD_NAMES)}")
-    frame = _check_frame(head, frame, num_classes, spec.get("level_heads"))
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; valid heads: {', '.join(HEADS)}")
+    frame = _check_frame(head, frame, spec.get("level_heads"))
     backbone = build_backbone(spec["backbone"], **spec.get("backbone_kwargs", {}) or {})
     if spec.get("level_heads"):
-        return Classifier(backbone, _build_level_heads(spec, backbone.out_channels, num_classes, level_table))
-    return Classifier(backbone, _build_head(spec, backbone.out_channels, num_classes, frame))
+        return Classifier(backbone, _build_per_level_head(spec, backbone.out_channels, num_classes, level_table))
+    recipe = HEADS[head]
+    trunk = recipe.trunk(spec, backbone.out_channels, num_classes)
+    return Classifier(backbone, Head(trunk, recipe.classifier(spec, trunk.feature_dim, num_classes, frame)))
 
 
 def _group_of(param_name: str, backbone_lr_modules: tuple[str, ...]) -> str:
     if param_name.startswith("backbone."):
         return "backbone"
-    path = param_name.split(".", 1)[1]  # "head.<path>"; the per-level heads nest their trunk as "trunk.…"
+    path = param_name.split(".", 1)[1]  # "head.<path>": "trunk.…" or "classifier.…"
     if path.startswith("classifier."):
         return "classifier"
     return "backbone" if any(path.startswith(module + ".") for module in backbone_lr_modules) else "head"
@@ -152,10 +193,10 @@ def param_groups(model: Classifier, lrs: dict) -> list[dict]:
 
     Grouping follows the official `_custom_sgd`: classifier = the final Linear (every per-level Linear of
     Flamingo / HAFeature); backbone = trunk plus the type-II 1x1 conv (inside the official `features_2`);
-    head = the rest of the head (BN, transformation layers, type-I MLP, projection). Frozen parameters are skipped and empty groups are left out. The
-    trainer rescales per epoch: group['lr'] = group['base_lr'] * factor.
+    head = the rest of the head (BN, transformation layers, type-I MLP, projection). Frozen parameters are skipped
+    and empty groups are left out. The trainer rescales per epoch: group['lr'] = group['base_lr'] * factor.
     """
-    backbone_lr_modules = tuple(getattr(model.head, "BACKBONE_LR_MODULES", ()))
+    backbone_lr_modules = model.head.BACKBONE_LR_MODULES
     grouped: dict[str, list] = {name: [] for name in PARAM_GROUP_NAMES}
     for name, param in model.named_parameters():
         if param.requires_grad:

@@ -1,21 +1,19 @@
-"""Heads: spatial feature map [B, C, h, w] -> (logits [B, K], penultimate features h [B, d]).
+"""Heads: spatial feature map [B, C, h, w] -> ModelOutput (logits, penultimate features h, per-level outputs).
 
-The penultimate vector h is what the neural-collapse metrics, probes and t-SNE plots consume, so
-every head returns it explicitly. Every head also exposes `classifier_weight()` -> (W [K, d], bias
-or None), detached, for collapse metrics and Mueller et al. projections.
+Every head is composed of a trunk (fmap -> h: `AvgPoolTrunk`, `MaxPoolMLPTrunk`, `TypeIITrunk`,
+`NormalisedTrunk`) and a classifier (h -> logits): one (`LinearClassifier`, `CosineETFClassifier`) in a `Head`,
+one per hierarchy level (`FlamingoClassifiers`, `HAFeatureClassifiers`) in a `PerLevelHead`. The penultimate
+vector h is what the neural-collapse metrics, probes and t-SNE plots consume, so every head returns it. Every
+head also exposes `classifier_weight()` -> (W [K, d], bias or None), detached, for collapse metrics and Mueller
+et al. projections.
 
-Submodule names matter: `param_groups` in factory.py puts `classifier` in the classifier group,
-`channel_reduce` (type-II 1x1 conv) in the backbone group as the official code does, and the rest
-of the head in the head group.
-
-Each head is a trunk (fmap -> h: `AvgPoolTrunk`, `MaxPoolMLPTrunk`, `TypeIITrunk`) plus a classifier.
-The single-classifier heads subclass their trunk, so their parameter names stay flat
-(`head.channel_reduce...`); the per-level heads of the hierarchical baselines (Flamingo, HAFeature)
-hold the trunk as `head.trunk` and one classifier per level in `head.classifier`.
+Submodule names matter: `param_groups` in factory.py puts `classifier` in the classifier group, the trunk's
+`BACKBONE_LR_MODULES` (type-II 1x1 conv) in the backbone group as the official code does, and the rest of the
+head in the head group. State-dict keys are `head.trunk.…` and `head.classifier.…` (checkpoint format 2).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn as nn
@@ -26,22 +24,23 @@ from featgeom.tensors import as_float_tensor
 LINEAR_INITS = ("default", "kaiming")
 
 
-def _init_linear(layer: nn.Linear, init: str) -> None:
-    """'default' = PyTorch's nn.Linear init (HAFrame's type-I classifiers); 'kaiming' = LDAM-DRW `_weights_init`."""
-    if init == "kaiming":
-        nn.init.kaiming_normal_(layer.weight)
-    elif init != "default":
-        raise ValueError(f"unknown linear init {init!r}; valid: {', '.join(LINEAR_INITS)}")
+class ModelOutput(NamedTuple):
+    """What a model returns, and all a loss sees of it.
+
+    logits        [B, K] leaf-level logits: what evaluation, CRM and the collapse metrics score.
+    features      [B, d] penultimate h.
+    level_logits  per-level heads: the logits of every hierarchy level, top level first, the last being `logits`;
+                  () for a single classifier.
+    level_weights per-level heads: each level's classifier weight [n_level, d_level] (with gradient: HAFeature's
+                  geometric-consistency term trains them), top level first; () for a single classifier.
+    """
+    logits: torch.Tensor
+    features: torch.Tensor
+    level_logits: tuple[torch.Tensor, ...] = ()
+    level_weights: tuple[torch.Tensor, ...] = ()
 
 
-class _LinearClassifierMixin:
-    classifier: nn.Linear
-
-    def classifier_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        bias = self.classifier.bias
-        return self.classifier.weight.detach(), None if bias is None else bias.detach()
-
-
+# ----------------------------------------------------------------------------- trunks: fmap -> h
 class AvgPoolTrunk(nn.Module):
     """Type-I trunk of the CIFAR nets: global average pool -> h (C-dim)."""
 
@@ -50,10 +49,8 @@ class AvgPoolTrunk(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim = in_channels
 
-    def features(self, fmap: torch.Tensor) -> torch.Tensor:
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
         return self.pool(fmap).flatten(1)
-
-    forward = features
 
 
 class MaxPoolMLPTrunk(nn.Module):
@@ -72,35 +69,8 @@ class MaxPoolMLPTrunk(nn.Module):
         )
         self.feature_dim = hidden
 
-    def features(self, fmap: torch.Tensor) -> torch.Tensor:
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.pool(fmap).flatten(1))
-
-    forward = features
-
-
-class LinearHead(_LinearClassifierMixin, AvgPoolTrunk):
-    """Type-I head for CIFAR nets: global average pool -> h (C-dim) -> learnable Linear(C, K)."""
-
-    def __init__(self, in_channels: int, num_classes: int, init: str = "default"):
-        super().__init__(in_channels)
-        self.classifier = nn.Linear(in_channels, num_classes)
-        _init_linear(self.classifier, init)
-
-    def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.features(fmap)
-        return self.classifier(h), h
-
-
-class FlamingoStyleTypeIHead(_LinearClassifierMixin, MaxPoolMLPTrunk):
-    """Type-I ResNet-50 head of HAFrame: `MaxPoolMLPTrunk` -> learnable Linear(hidden, K)."""
-
-    def __init__(self, in_channels: int, num_classes: int, hidden: int = 600):
-        super().__init__(in_channels, hidden)
-        self.classifier = nn.Linear(hidden, num_classes)
-
-    def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.features(fmap)
-        return self.classifier(h), h
 
 
 class PointResidualLayer(nn.Module):
@@ -139,100 +109,98 @@ class TypeIITrunk(nn.Module):
         self.transform = nn.Sequential(PointResidualLayer(dim), PointResidualLayer(dim))
         self.feature_dim = dim
 
-    def features(self, fmap: torch.Tensor) -> torch.Tensor:
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
         return self.transform(self.feature_bn(self.pool(self.channel_reduce(fmap)).flatten(1)))
 
-    forward = features
 
-
-class TypeIIHead(_LinearClassifierMixin, TypeIITrunk):
-    """HAFrame type-II head: `TypeIITrunk` (h, K-dim) -> Linear(K, K).
-
-    With `fixed_weight` (K x K, e.g. the HAFrame W) the classifier weight is that matrix and the bias is
-    zero, both frozen but kept in the state_dict so evaluation reloads the saved frame. logits = h W^T.
-    """
-
-    def __init__(self, in_channels: int, num_classes: int, fixed_weight=None,
-                 bn_momentum: float = 0.1, conv_init: str = "default"):
-        super().__init__(in_channels, num_classes, bn_momentum=bn_momentum, conv_init=conv_init)
-        self.classifier = nn.Linear(num_classes, num_classes)
-        if fixed_weight is not None:
-            self._freeze_classifier(fixed_weight)
-
-    def _freeze_classifier(self, fixed_weight) -> None:
-        weight = as_float_tensor(fixed_weight)
-        k = self.feature_dim
-        if weight.shape != (k, k):
-            raise ValueError(f"TypeIIHead fixed_weight: expected shape ({k}, {k}), got {tuple(weight.shape)}")
-        self.classifier.weight = nn.Parameter(weight, requires_grad=False)
-        self.classifier.bias = nn.Parameter(torch.zeros(k), requires_grad=False)
-
-    def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.features(fmap)
-        return self.classifier(h), h
-
-
-class CosineETFHead(nn.Module):
-    """MSC head: avg pool -> [Linear(C, projection_dim)] -> BN1d -> L2 normalise -> h (unit);
-    logits = scale * h E^T with E a fixed simplex ETF (rows normalised to unit length).
+class NormalisedTrunk(nn.Module):
+    """MSC trunk: avg pool -> [Linear(C, projection_dim)] -> BN1d -> L2 normalise -> h (unit length).
 
     BN before normalisation follows Yang et al. (NeurIPS'22 ETF_Classifier): post-ReLU features are
-    non-negative and could not reach an origin-centred ETF otherwise. E is a buffer (saved, not trained).
+    non-negative and could not reach an origin-centred ETF otherwise.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, etf, scale: float, projection_dim: int | None = None):
+    def __init__(self, in_channels: int, projection_dim: int | None = None):
         super().__init__()
         dim = in_channels if projection_dim is None else projection_dim
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.projection = nn.Identity() if projection_dim is None else nn.Linear(in_channels, projection_dim)
+        self.bn = nn.BatchNorm1d(dim)
+        self.feature_dim = dim
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.bn(self.projection(self.pool(fmap).flatten(1))), dim=1)
+
+
+# ----------------------------------------------------------------------------- classifiers: h -> logits
+class LinearClassifier(nn.Linear):
+    """h W^T + b. init 'default' = PyTorch's nn.Linear init (HAFrame's classifiers); 'kaiming' = LDAM-DRW
+    `_weights_init`. `freeze_to(W)` makes it a fixed classifier (the HAFrame W, bias zero)."""
+
+    def __init__(self, dim: int, num_classes: int, init: str = "default"):
+        super().__init__(dim, num_classes)
+        if init == "kaiming":
+            nn.init.kaiming_normal_(self.weight)
+        elif init != "default":
+            raise ValueError(f"unknown linear init {init!r}; valid: {', '.join(LINEAR_INITS)}")
+
+    def freeze_to(self, fixed_weight) -> None:
+        """Weight = `fixed_weight` (K x d), bias = 0, both frozen but kept in the state_dict so evaluation reloads
+        the saved frame."""
+        weight = as_float_tensor(fixed_weight)
+        if weight.shape != self.weight.shape:
+            raise ValueError(f"fixed classifier weight (the frame): expected shape {tuple(self.weight.shape)}, "
+                             f"got {tuple(weight.shape)}")
+        self.weight = nn.Parameter(weight, requires_grad=False)
+        self.bias = nn.Parameter(torch.zeros(weight.shape[0]), requires_grad=False)
+
+    def weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.weight.detach(), self.bias.detach()
+
+
+class CosineETFClassifier(nn.Module):
+    """logits = scale * h E^T with E a fixed simplex ETF (rows normalised to unit length); with the unit h of
+    `NormalisedTrunk` these are scaled cosines. E is a buffer (saved, not trained)."""
+
+    def __init__(self, dim: int, num_classes: int, etf, scale: float):
+        super().__init__()
         if dim < num_classes - 1:
             raise ValueError(
-                f"CosineETFHead: feature dim {dim} < K-1 = {num_classes - 1}, a {num_classes}-class simplex ETF "
+                f"cosine ETF head: feature dim {dim} < K-1 = {num_classes - 1}, a {num_classes}-class simplex ETF "
                 f"does not fit; set projection_dim >= {num_classes - 1} (or use a wider backbone)"
             )
         etf = as_float_tensor(etf)
         if etf.shape != (num_classes, dim):
-            raise ValueError(f"CosineETFHead etf: expected shape ({num_classes}, {dim}), got {tuple(etf.shape)}")
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.projection = nn.Identity() if projection_dim is None else nn.Linear(in_channels, projection_dim)
-        self.bn = nn.BatchNorm1d(dim)
+            raise ValueError(f"cosine ETF head etf: expected shape ({num_classes}, {dim}), got {tuple(etf.shape)}")
         self.register_buffer("etf", F.normalize(etf, dim=1))
         self.scale = float(scale)
-        self.feature_dim = dim
 
-    def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.bn(self.projection(self.pool(fmap).flatten(1)))
-        h = F.normalize(z, dim=1)
-        return self.scale * h @ self.etf.T, h
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.scale * h @ self.etf.T
 
-    def classifier_weight(self) -> tuple[torch.Tensor, None]:
+    def weight_and_bias(self) -> tuple[torch.Tensor, None]:
         return self.etf.detach(), None
 
 
-class _PerLevelHead(nn.Module):
-    """A trunk (fmap -> h) and one classifier per hierarchy level, `classifier[0]` = top level, the last = leaves.
+class _PerLevelClassifiers(nn.ModuleList):
+    """One classifier per hierarchy level, [0] = top level, the last = leaves. Subclasses define
+    `logits_at(level, h)`: what the level's classifier sees and how it scores. All are `classifier`s (classifier
+    lr group), as the official `_custom_sgd` puts every `classifier_i` at the classifier lr."""
 
-    forward returns (finest-level logits, h) like every head, so evaluation, CRM and the collapse metrics
-    see an ordinary K-class model; the hierarchical losses ask `coarse_logits(h)` for the other levels.
-    The per-level classifiers are all `classifier` (classifier lr group), as the official `_custom_sgd`
-    puts every `classifier_i` at the classifier lr. Subclasses define `logits_at(level, h)`: what the
-    level's classifier sees and how it scores.
-    """
+    def __init__(self, layers: Sequence[nn.Linear]):
+        super().__init__(layers)
+        if len(self) < 2:
+            raise ValueError(f"{type(self).__name__}: per-level heads need >= 2 hierarchy levels, got {len(self)}")
 
-    def __init__(self, trunk: nn.Module, level_sizes: Sequence[int]):
-        super().__init__()
-        if len(level_sizes) < 2:
-            raise ValueError(f"{type(self).__name__}: per-level heads need >= 2 hierarchy levels, got {list(level_sizes)}")
-        self.trunk = trunk
-        self.feature_dim = trunk.feature_dim
-        self.level_sizes = tuple(int(n) for n in level_sizes)
-        self.BACKBONE_LR_MODULES = tuple(f"trunk.{name}" for name in getattr(trunk, "BACKBONE_LR_MODULES", ()))
+    def forward(self, h: torch.Tensor) -> list[torch.Tensor]:
+        """Logits of every level, top level first. The leaves are scored first, then the coarser levels: the order
+        the training step's autograd graph had when the loss scored the coarser levels itself, kept so that
+        gradients are summed in the same order (bit-identical results)."""
+        leaf = self.logits_at(len(self) - 1, h)
+        return [self.logits_at(level, h) for level in range(len(self) - 1)] + [leaf]
 
-    def coarse_logits(self, h: torch.Tensor) -> list[torch.Tensor]:
-        """Logits of every level above the leaves, top level first."""
-        return [self.logits_at(level, h) for level in range(len(self.level_sizes) - 1)]
-
-    def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.trunk(fmap)
-        return self.logits_at(len(self.level_sizes) - 1, h), h
+    def weights(self) -> tuple[torch.Tensor, ...]:
+        return tuple(layer.weight for layer in self)
 
 
 def flamingo_chunk_starts(dim: int, num_levels: int, spread_remainder: bool) -> list[int]:
@@ -253,7 +221,7 @@ def flamingo_chunk_starts(dim: int, num_levels: int, spread_remainder: bool) -> 
     return [sum(widths[:level]) for level in range(num_levels)]
 
 
-class FlamingoHead(_PerLevelHead):
+class FlamingoClassifiers(_PerLevelClassifiers):
     """Flamingo ("Your Flamingo is My Bird", CVPR 2021) as in HAFrame's `custom_resnet.py:ResNet50_flamingo_l*`,
     `HAFrameResNet50_flamingo_l*` and `custom_wideresnet.py:*flamingo_l5`.
 
@@ -262,45 +230,69 @@ class FlamingoHead(_PerLevelHead):
     and the leaf head sees only the last chunk.
     """
 
-    def __init__(self, trunk: nn.Module, level_sizes: Sequence[int], spread_remainder: bool = False):
-        super().__init__(trunk, level_sizes)
-        self.chunk_starts = flamingo_chunk_starts(self.feature_dim, len(self.level_sizes), spread_remainder)
-        self.classifier = nn.ModuleList(nn.Linear(self.feature_dim - start, n)
-                                        for start, n in zip(self.chunk_starts, self.level_sizes))
+    def __init__(self, dim: int, level_sizes: Sequence[int], spread_remainder: bool = False):
+        starts = flamingo_chunk_starts(dim, len(level_sizes), spread_remainder)
+        super().__init__([nn.Linear(dim - start, n) for start, n in zip(starts, level_sizes)])
+        self.chunk_starts, self.feature_dim = starts, dim
 
     def logits_at(self, level: int, h: torch.Tensor) -> torch.Tensor:
         start = self.chunk_starts[level]
-        if level == len(self.level_sizes) - 1:
-            return self.classifier[level](h[:, start:])
+        if level == len(self) - 1:
+            return self[level](h[:, start:])
         finer = self.chunk_starts[level + 1]
-        return self.classifier[level](torch.cat([h[:, start:finer], h[:, finer:].detach()], dim=1))
+        return self[level](torch.cat([h[:, start:finer], h[:, finer:].detach()], dim=1))
 
-    def classifier_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The leaf classifier as a map of the whole h: zero columns outside the leaf chunk."""
-        leaf = self.classifier[-1]
+        leaf = self[-1]
         weight = leaf.weight.new_zeros(leaf.out_features, self.feature_dim)
         weight[:, self.chunk_starts[-1]:] = leaf.weight.detach()
         return weight, leaf.bias.detach()
 
 
-class HAFeatureHead(_PerLevelHead):
+class HAFeatureClassifiers(_PerLevelClassifiers):
     """HAFeature ("Learning Hierarchy Aware Features for Reducing Mistake Severity", ECCV 2022) heads as in
     HAFrame's `custom_resnet.py:*_hafeat_l*_cejsd_wtconst_dissim` (after `07Agarg/HAF`): every level's Linear
     sees all of h, with L2-normalised weight rows plus a bias: logits_l = h W_l^T / |W_l rows| + b_l.
     """
 
-    def __init__(self, trunk: nn.Module, level_sizes: Sequence[int]):
-        super().__init__(trunk, level_sizes)
-        self.classifier = nn.ModuleList(nn.Linear(self.feature_dim, n) for n in self.level_sizes)
-
-    def unit_weights(self) -> list[torch.Tensor]:
-        """L2-normalised weight rows of every level, top level first (with gradient)."""
-        return [F.normalize(layer.weight, p=2, dim=1) for layer in self.classifier]
+    def __init__(self, dim: int, level_sizes: Sequence[int]):
+        super().__init__([nn.Linear(dim, n) for n in level_sizes])
 
     def logits_at(self, level: int, h: torch.Tensor) -> torch.Tensor:
-        layer = self.classifier[level]
+        layer = self[level]
         return h @ F.normalize(layer.weight, p=2, dim=1).T + layer.bias
 
-    def classifier_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
-        leaf = self.classifier[-1]
+    def weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
+        leaf = self[-1]
         return F.normalize(leaf.weight.detach(), p=2, dim=1), leaf.bias.detach()
+
+
+# ----------------------------------------------------------------------------- heads: trunk + classifier(s)
+class Head(nn.Module):
+    """trunk (fmap -> h) + one classifier (h -> leaf logits)."""
+
+    def __init__(self, trunk: nn.Module, classifier: nn.Module):
+        super().__init__()
+        self.trunk, self.classifier = trunk, classifier
+        # param_groups trains these at the backbone lr
+        self.BACKBONE_LR_MODULES = tuple(f"trunk.{name}" for name in getattr(trunk, "BACKBONE_LR_MODULES", ()))
+
+    def forward(self, fmap: torch.Tensor) -> ModelOutput:
+        h = self.trunk(fmap)
+        return ModelOutput(self.classifier(h), h)
+
+    def classifier_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The leaf classifier as a map of h: (W [K, d], bias or None), detached."""
+        return self.classifier.weight_and_bias()
+
+
+class PerLevelHead(Head):
+    """trunk + one classifier per hierarchy level (`FlamingoClassifiers`, `HAFeatureClassifiers`): the leaf logits
+    make it an ordinary K-class model for evaluation, CRM and the collapse metrics; the hierarchical losses read
+    every level from `level_logits` and `level_weights`."""
+
+    def forward(self, fmap: torch.Tensor) -> ModelOutput:
+        h = self.trunk(fmap)
+        levels = self.classifier(h)
+        return ModelOutput(levels[-1], h, tuple(levels), self.classifier.weights())
