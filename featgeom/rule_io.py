@@ -11,7 +11,8 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-RUN_LOG = "train.log"
+from featgeom.layout import RUN_LOG
+
 ATTEMPT_HEADER = "==== attempt "  # opens and closes every attempt of a kept log (featgeom.progress reads it)
 
 
