@@ -197,7 +197,8 @@ def figure_features(key):
     def inputs(wildcards):
         name = config["datasets"][wildcards.dataset]["figures"][key]
         exp = config["datasets"][wildcards.dataset]["experiments"][name]
-        return experiment_files(wildcards.dataset, name, layout.FEATURES_FILE, methods=fg.trained_methods(exp), seeds=[0])
+        return experiment_files(wildcards.dataset, name, layout.FEATURES_FILE, methods=fg.trained_methods(exp),
+                                seeds=[0])
 
     return inputs
 
@@ -210,9 +211,11 @@ def table_inputs(wildcards):
         spec = config["datasets"][wildcards.dataset]["experiments"][exp]
         trained = fg.trained_methods(spec)
         # which training code made each run: the table names the runs of other code than the current one
-        files["provenance"] += experiment_files(wildcards.dataset, exp, layout.RUN_OUTPUTS["provenance"], methods=trained)
+        files["provenance"] += experiment_files(wildcards.dataset, exp, layout.RUN_OUTPUTS["provenance"],
+                                                methods=trained)
         if wildcards.table == "collapse" or spec["kind"] == "coarse_fine":
-            files["collapse"] += experiment_files(wildcards.dataset, exp, layout.RUN_OUTPUTS["collapse"], methods=trained)
+            files["collapse"] += experiment_files(wildcards.dataset, exp, layout.RUN_OUTPUTS["collapse"],
+                                                  methods=trained)
         if wildcards.table != "collapse":
             files["metrics"] += experiment_files(wildcards.dataset, exp, layout.METRICS_FILE)
         if wildcards.table == "coarse_fine":

@@ -32,8 +32,9 @@ rule train:
 
 rule crm:
     input:
-        test_logits=lambda wc: layout.run_path(wc.dataset, wc.experiment, experiment_spec(wc)["methods"][wc.method]["crm_of"],
-                                               wc.seed, layout.RUN_OUTPUTS["test_logits"]),
+        test_logits=lambda wc: layout.run_path(wc.dataset, wc.experiment,
+                                               experiment_spec(wc)["methods"][wc.method]["crm_of"], wc.seed,
+                                               layout.RUN_OUTPUTS["test_logits"]),
         distances=layout.DISTANCES,
     output:
         test_logits=f"{RUN}/{layout.RUN_OUTPUTS['test_logits']}",

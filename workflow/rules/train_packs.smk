@@ -14,8 +14,8 @@ PACK_RULES = {pack["name"] for pack in PACKS}
 TRAINING_SET_RESOURCES = Resources.from_mapping(workflow.resource_settings.overwrite_resources.get("train", {}))
 
 for pack in PACKS:
-    booked = fg.resolve_execution(config, pack["dataset"], pack["experiment"], pack["runs"][0]["method"])["resources"]
     # the same for every run of the pack (featgeom.config.run_packs)
+    booked = fg.resolve_execution(config, pack["dataset"], pack["experiment"], pack["runs"][0]["method"])["resources"]
     workers = fg.pack_workers(pack, TRAINING_SET_RESOURCES)
 
     rule:
