@@ -49,7 +49,9 @@ RUN_OUTPUTS = {"test_logits": "test_logits.npz", "checkpoint": "checkpoint_best.
 FEATURES_FILE = "features.npz"  # penultimate features of a run's best model (probe, t-SNE, Mueller figures)
 METRICS_FILE = "metrics.json"
 PROBE_FILE = "probe.json"
-RUN_LOG = "train.log"  # every attempt of a run, appended (featgeom.rule_io)
+# A run folder's other files are named by the training code that writes them: its train.log (featgeom.rule_io),
+# last_checkpoint.pt (featgeom.runner), tensorboard/ (featgeom.curves). Moving a name here would change the content
+# hash of the training code, and with it every kept checkpoint's lineage (featgeom.lineage): no resume across it.
 # A pack job (featgeom.config.run_packs: one rule per pack, no wildcards): its Snakemake log and benchmark.
 PACK_LOG = f"{DATASET_LOGS}/{{experiment}}/{{name}}.log"
 PACK_BENCHMARK = f"{BENCHMARKS}/{{name}}.tsv"

@@ -14,8 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from featgeom.layout import RUN_LOG, run_dirs_glob
-from featgeom.rule_io import ATTEMPT_HEADER
+from featgeom.rule_io import ATTEMPT_HEADER, RUN_LOG
 
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)\s.*?\bepoch_s=([\d.]+)")
 RESUMED_LINE = re.compile(r"^resumed from .* after epoch (\d+)")
@@ -90,7 +89,7 @@ def _last_epoch(lines: list[str]) -> tuple[int, int | None, float | None]:
 def read_runs(results: Path, now: float | None = None) -> list[RunProgress]:
     """Every trained run under results/<dataset>/<experiment>/<method>/seed<N>/ that has started (has a train.log;
     CRM folders have none), sorted."""
-    logs = sorted(Path(results).glob(f"{run_dirs_glob()}/{RUN_LOG}"))
+    logs = sorted(Path(results).glob(f"*/*/*/seed*/{RUN_LOG}"))
     return [read_run(log, now) for log in logs]
 
 

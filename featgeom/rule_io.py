@@ -11,8 +11,7 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-from featgeom.layout import RUN_LOG
-
+RUN_LOG = "train.log"
 ATTEMPT_HEADER = "==== attempt "  # opens and closes every attempt of a kept log (featgeom.progress reads it)
 
 
