@@ -265,10 +265,10 @@ def pack_threads(config, pack: dict) -> int:
 
 
 def pack_workers(pack: dict, resources) -> int:
-    """Processes a pack job trains with, decided once for the cores and memory it books and the processes it starts:
-    the pack's `workers` sharing one GPU where the job gets a GPU (its resources, names: `gres` or `gpu`, as a
-    profile gives them to training jobs; or a GPU on this machine), else 1, training the runs one after another:
-    on a CPU they would only compete for cores."""
+    """Processes a pack job trains with, decided once: the rule books cores and memory for them, the job starts them.
+    The pack's `workers`, sharing one GPU, where the job gets one: its resources ask for it (`gres` or `gpu`, which a
+    profile gives training jobs) or this machine has one. Else 1, training the runs one after another: on a CPU,
+    runs side by side would only compete for cores."""
     return pack["workers"] if {"gres", "gpu"} & set(resources) or has_nvidia_gpu() else 1
 
 
