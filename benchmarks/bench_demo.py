@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from featgeom.layout import BENCHMARKS, RESULTS, run_dirs_glob
+
 REPO = Path(__file__).resolve().parent.parent
 TARGET_SECONDS = 120
 BASELINE = {"runs_per_process": 1}
@@ -34,8 +36,8 @@ def run_demo(workdir: Path, cores: int, overrides: dict) -> float:
 
 def job_costs(workdir: Path) -> pd.DataFrame:
     rows = []
-    run_level = workdir.glob("results/*/*/*/seed*/benchmark_*.tsv")
-    dataset_level = workdir.glob("results/*/benchmarks/*.tsv")
+    run_level = workdir.glob(f"{RESULTS}/{run_dirs_glob()}/benchmark_*.tsv")
+    dataset_level = workdir.glob(f"{BENCHMARKS.format(dataset='*')}/*.tsv")
     for tsv in [*run_level, *dataset_level]:
         frame = pd.read_csv(tsv, sep="\t")
         rule = tsv.stem.removeprefix("benchmark_")

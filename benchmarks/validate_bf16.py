@@ -26,6 +26,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from featgeom.layout import TABLES
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -73,7 +75,7 @@ def run_workflow(args, config: dict) -> Path:
         link.symlink_to(args.data_dir.resolve(), target_is_directory=True)
     configfile = args.workdir / "bf16_check.yaml"
     configfile.write_text(yaml.safe_dump(config, sort_keys=False))
-    table = f"results/{args.dataset}/tables/main.csv"
+    table = f"{TABLES.format(dataset=args.dataset)}/main.csv"
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(args.workdir),
                "--configfile", str(configfile), *args.snakemake_args, table]
     print("+", " ".join(command), flush=True)

@@ -14,6 +14,8 @@ import difflib
 import json
 
 from featgeom.data.kinds import dataset_kind, in_memory_kinds
+from featgeom.layout import STRETCHED_IMAGES, run_outputs
+from featgeom.provenance import has_nvidia_gpu
 from featgeom.registry import TABLE_OF_KIND  # the run table of each experiment kind, from the registry
 
 # train.augment of in-memory arrays, and of image folders per recipe: HAFrame's published input pipelines
@@ -35,10 +37,6 @@ EXECUTION_KEYS = ("resources", "speed", "logger")  # how a run executes or is wa
 # workers the job books threads_per_run, as in-memory runs do.
 DEFAULT_NUM_WORKERS = 4
 MAIN_PROCESS_CORES = 1
-# The files a training run writes in its folder: rule train's outputs, and each run's of a pack rule.
-RUN_OUTPUTS = {"test_logits": "test_logits.npz", "checkpoint": "checkpoint_best.pt", "history": "history.json",
-               "collapse": "collapse.json", "provenance": "provenance.json"}
-FEATURES_FILE = "features.npz"  # penultimate features of a run's best model (probe, t-SNE, Mueller figures)
 # A pack's per-method inputs (HAFrame's s_min, backbone weights) are named <input><PACK_INPUT_OF><method>;
 # input names never contain it, method names may.
 PACK_INPUT_OF = "_of_"
@@ -242,6 +240,38 @@ def run_packs(config) -> list[dict]:
                 packs.append({"name": f"train_{dataset}_{name}_{_pack_label(runs)}", "dataset": dataset,
                               "experiment": name, "runs": runs, "workers": min(k, len(runs))})
     return packs
+
+
+def run_pack(config, name: str) -> dict:
+    """The pack (run_packs) whose rule is `name`: a pack job's script finds its runs by its rule's name."""
+    return next(pack for pack in run_packs(config) if pack["name"] == name)
+
+
+def pack_runs(config, pack: dict) -> list[dict]:
+    """[{method, seed, outputs}] of a pack's runs: each run's files (featgeom.layout.run_outputs), with its
+    features where the workflow reads them (feature_seeds)."""
+    dataset, experiment = pack["dataset"], pack["experiment"]
+    features = set(feature_seeds(config, dataset, experiment))
+    return [{**run, "outputs": run_outputs(dataset, experiment, run["method"], run["seed"], run["seed"] in features)}
+            for run in pack["runs"]]
+
+
+def pack_methods(pack: dict) -> list[str]:
+    """The methods of a pack's runs, in run order."""
+    return list(dict.fromkeys(run["method"] for run in pack["runs"]))
+
+
+def pack_threads(config, pack: dict) -> int:
+    """Cores each process of a pack books: the most any of its methods' runs book (booked_threads)."""
+    return max(booked_threads(config, pack["dataset"], pack["experiment"], method) for method in pack_methods(pack))
+
+
+def pack_workers(pack: dict, resources) -> int:
+    """Processes a pack job trains with, decided once: the rule books cores and memory for them, the job starts them.
+    The pack's `workers`, sharing one GPU, where the job gets one: its resources ask for it (`gres` or `gpu`, which a
+    profile gives training jobs) or this machine has one. Else 1, training the runs one after another: on a CPU,
+    runs side by side would only compete for cores."""
+    return pack["workers"] if {"gres", "gpu"} & set(resources) or has_nvidia_gpu() else 1
 
 
 def _even_chunks(items: list, size: int) -> list[list]:
@@ -482,4 +512,4 @@ def experiments_of_table(config, dataset, table):
 def stretched_folder(config, dataset: str) -> str:
     """Where a raw-kind dataset's stretched copies go: named by the size, so two sizes never share a folder."""
     stretch = config["datasets"][dataset]["source"]["stretch"]
-    return f"results/{dataset}/data/stretch{stretch}"
+    return STRETCHED_IMAGES.format(dataset=dataset, size=stretch)

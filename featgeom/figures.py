@@ -8,7 +8,7 @@ from featgeom.comparison import COMPARED, metric_label
 from featgeom.evaluation import load_features
 from featgeom.hierarchy_stage import coarse_labels
 from featgeom.io import read_json
-from featgeom.reporting import parse_run_path
+from featgeom.layout import parse_run_dir
 
 NC_CURVE_METRICS = ("nc1", "angular_collapse_mean", "nc3_self_duality", "cone_angle_mean_deg")
 
@@ -31,7 +31,7 @@ def nc_curves(collapse_paths) -> dict:
     """
     curves = {}
     for path in collapse_paths:
-        run = parse_run_path(path)
+        run = parse_run_dir(path)
         history = read_json(path)["history"]
         raw = " (NC3 on raw means)" if any(RAW_NC3 in h for h in history) else ""
         by_metric = curves.setdefault(run["experiment"], {}).setdefault(run["method"] + raw, {})
@@ -77,7 +77,7 @@ def tsne_figure(feature_paths, levels: dict, path_stem, backend="opentsne", max_
         if chosen is None:
             chosen, _, _ = plots.select_tsne_subset(fine, coarse, max_per_class=max_per_class)
         embedding = plots.tsne_embed(feats["test_features"][chosen], backend=backend, n_jobs=n_jobs)
-        panels.append((parse_run_path(path)["method"], embedding, fine[chosen], coarse[chosen]))
+        panels.append((parse_run_dir(path)["method"], embedding, fine[chosen], coarse[chosen]))
     names = names or {}
     return plots.plot_tsne_panels(panels, path_stem, fine_names=dict(enumerate(_named(levels["class_order"], names))),
                                   coarse_names=dict(enumerate(_named(coarse_labels(levels)[0], names))), banner=banner)
@@ -94,7 +94,7 @@ def muller_panel(path, levels: dict, max_per_class=200, names=None):
     fine_names, coarse_names = _named(levels["class_order"], names), _named(coarse_labels(levels)[0], names)
     weight, bias = feats["classifier_weight"], feats["classifier_bias"]
     X, W = plots.augment_with_bias(feats["train_features"], weight, bias if bias.size else None)
-    method = parse_run_path(path)["method"]
+    method = parse_run_dir(path)["method"]
     fine, coarse = feats["train_labels_fine"], feats["train_labels_coarse"]
     if weight.shape[0] == len(levels["class_order"]):
         classes = plots.default_muller_classes(np.asarray(levels["levels"][-2]["labels"]))

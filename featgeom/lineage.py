@@ -23,9 +23,9 @@ from featgeom.io import file_digest, read_json
 PACKAGE_DIR = Path(__file__).resolve().parent
 TRAINING_ENTRY = "featgeom.runner"
 # Imported by training, but editing them changes no result: lineage and provenance record what was done, run_guard
-# keeps trainers apart, and what config contributes (defaults, checks) reaches a run through its resolved spec,
-# which is hashed itself.
-RECORD_ONLY = {"featgeom.config", "featgeom.lineage", "featgeom.provenance", "featgeom.run_guard"}
+# keeps trainers apart, layout names where files go, and what config contributes (defaults, checks) reaches a run
+# through its resolved spec, which is hashed itself.
+RECORD_ONLY = {"featgeom.config", "featgeom.layout", "featgeom.lineage", "featgeom.provenance", "featgeom.run_guard"}
 
 INPUT_NAMES = {"data": "the training data", "levels": "the hierarchy (levels.json)",
                "distances": "the hierarchy distances", "s_min": "HAFrame's s_min", "weights": "the pretrained weights",

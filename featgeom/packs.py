@@ -15,34 +15,12 @@ are only evaluated again; a run that failed does not stop the others, and the jo
 from __future__ import annotations
 
 import multiprocessing
-import re
-from pathlib import Path
 from types import SimpleNamespace
 
-from featgeom.config import FEATURES_FILE, PACK_INPUT_OF, RUN_OUTPUTS
+from featgeom.config import PACK_INPUT_OF
 from featgeom.rule_io import rule_log
 from featgeom.run_guard import exit_with_parent, hold_run_folders
 from featgeom.runner import dump_features, run_training
-
-_SEED_FOLDER = re.compile(r"seed(\d+)$")
-
-
-def runs_of_outputs(paths) -> list[dict]:
-    """[{method, seed, outputs}] of a pack rule's output files, one entry per run folder (…/<method>/seed<N>/),
-    in the order of the outputs.
-
-    Derived from the outputs, not passed as params, so that regrouping runs into packs (an execution
-    setting) does not make Snakemake rerun finished runs.
-    """
-    folders: dict[Path, dict] = {}
-    names = {name: key for key, name in {**RUN_OUTPUTS, "features": FEATURES_FILE}.items()}
-    for path in map(Path, paths):
-        match = _SEED_FOLDER.match(path.parent.name)
-        if match is None or path.name not in names:
-            raise ValueError(f"{path} is not a training run output (…/seed<N>/{{{', '.join(names)}}})")
-        folders.setdefault(path.parent, {"run_dir": str(path.parent)})[names[path.name]] = str(path)
-    return [{"method": folder.parent.name, "seed": int(_SEED_FOLDER.match(folder.name).group(1)), "outputs": outputs}
-            for folder, outputs in folders.items()]
 
 
 def run_inputs(inputs: dict, method: str) -> dict:
@@ -56,14 +34,10 @@ def run_inputs(inputs: dict, method: str) -> dict:
     return own
 
 
-def pack_workers(runs_per_gpu: int, n_runs: int, cuda: bool) -> int:
-    """Processes a pack job uses: k runs share a GPU at once; on a CPU they would only compete for cores."""
-    return min(runs_per_gpu, n_runs) if cuda else 1
-
-
 def train_pack(specs: dict, runs: list[dict], inputs: dict, workers: int, threads: int = 1, speed=None,
                log_path=None, logger: str = "none") -> None:
-    """Train `runs` ([{method, seed, outputs}]) with `workers` processes: this one and workers - 1 spawned ones.
+    """Train `runs` ([{method, seed, outputs}]: featgeom.config.pack_runs) with `workers` processes (featgeom.config
+    .pack_workers): this one and workers - 1 spawned ones.
     specs: {method: resolved run spec}; inputs: the pack rule's (see run_inputs).
 
     Shares are dealt round-robin (worker i trains runs i, i + workers, ...). `log_path` is the rule log

@@ -3,15 +3,13 @@ seeds (mean ± 95% CI) and write Markdown, LaTeX and HTML. No torch."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pandas as pd
 
 from featgeom import stats, tables
 from featgeom.io import read_json, write_text
+from featgeom.layout import parse_run_dir
 from featgeom.lineage import runs_of_other_code, training_code_hash
-
-RUN_PATH = re.compile(r"results/(?P<dataset>[^/]+)/(?P<experiment>[^/]+)/(?P<method>[^/]+)/seed(?P<seed>\d+)/")
 
 # (metric key in the long table, column header) per table; keys are the names in the run's JSON files.
 TABLE_METRICS = {
@@ -48,18 +46,11 @@ CAPTIONS = {
 }
 
 
-def parse_run_path(path) -> dict:
-    match = RUN_PATH.search(str(Path(path).as_posix()))
-    if not match:
-        raise ValueError(f"{path} is not inside a run folder results/<dataset>/<experiment>/<method>/seed<N>/")
-    return {**match.groupdict(), "seed": int(match["seed"])}
-
-
 def long_rows(paths, experiments: dict, read=read_json, rename=None, section=None) -> list[dict]:
     """One row per (run, numeric metric) of the given JSON files (section: a sub-dict to read)."""
     rows = []
     for path in paths:
-        run = parse_run_path(path)
+        run = parse_run_dir(path)
         spec = experiments[run["experiment"]]["methods"][run["method"]]
         values = read(path)
         values = values.get(section, {}) if section else values

@@ -6,11 +6,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+import featgeom.config as config_module
 from featgeom.config import (
     MAIN_PROCESS_CORES, ConfigError, apply_limits, booked_threads, check_config, deep_merge, gpu_percent,
-    resolve_execution, resolve_run, run_packs, validate_schema,
+    pack_runs, pack_workers, resolve_execution, resolve_run, run_pack, run_packs, validate_schema,
 )
 from featgeom.config_files import checked_config, with_schema_defaults
+from featgeom.layout import run_outputs
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
@@ -311,6 +313,24 @@ def test_top_level_runs_per_process_is_every_experiments_default():
     assert [len(p["runs"]) for p in run_packs(filled(config))] == [4, 4, 2]  # each experiment: one pack
     methods(config)["ce_t1"]["train"] = {"resources": {"runs_per_process": 1}}
     assert resolve_execution(filled(config), "synthetic", "main", "ce_t1")["resources"]["runs_per_process"] == 1
+
+
+def test_a_pack_job_finds_its_runs_and_their_files_by_its_rule_name():
+    config = tiny()
+    config["datasets"]["synthetic"]["experiments"]["main"]["train"]["resources"] = {"runs_per_gpu": 2}
+    pack = run_pack(config, "train_synthetic_main_haframe_seeds0to1")
+    runs = pack_runs(config, pack)
+    assert [(run["method"], run["seed"]) for run in runs] == [("haframe", 0), ("haframe", 1)]
+    assert runs[1]["outputs"] == run_outputs("synthetic", "main", "haframe", 1, features=False)
+
+
+def test_a_pack_shares_a_gpu_only_where_its_job_gets_one(monkeypatch):
+    pack = {"workers": 3}
+    monkeypatch.setattr(config_module, "has_nvidia_gpu", lambda: False)
+    assert pack_workers(pack, {"mem_mb": 4000}) == 1  # on CPU: one process, the runs one after another
+    assert pack_workers(pack, {"gres": "gpu:1"}) == pack_workers(pack, {"gpu": 1}) == 3  # a profile's GPU
+    monkeypatch.setattr(config_module, "has_nvidia_gpu", lambda: True)
+    assert pack_workers(pack, {}) == 3
 
 
 # --- config files: syntax errors name file, line and column (tools/check_config.py) -----------------------

@@ -5,7 +5,7 @@ import pytest
 from featgeom.evaluation import crm_test_scores, load_scores, run_metrics
 from featgeom.io import read_json, write_json, write_npz
 from featgeom.lineage import training_code_hash
-from featgeom.reporting import build_table, parse_run_path
+from featgeom.reporting import build_table
 from featgeom.tables import latex, markdown
 
 D = np.array([[0, 1, 2], [1, 0, 2], [2, 2, 0]])
@@ -66,12 +66,6 @@ def test_main_table_from_run_files(tmp_path):
     assert set(summary["metric"]) == {"top1", "mistake_severity"}
     assert "| I | ce_t1 | 72.00 ± " in markdown(document) and "\\toprule" in latex(document)
     assert "Losses: ce_t1: ce; haframe: haframe (alpha=0.4)" in markdown(document)
-
-
-def test_run_path_outside_a_run_folder_is_rejected():
-    assert parse_run_path("results/a/b/c/seed3/metrics.json")["seed"] == 3
-    with pytest.raises(ValueError, match="not inside a run folder"):
-        parse_run_path("results/a/metrics.json")
 
 
 def _main_runs(tmp_path, metrics):

@@ -18,8 +18,7 @@ from featgeom.hierarchy import Hierarchy, read_distance_csv, write_distance_csv,
 from featgeom.hierarchy_stage import build_hierarchy_outputs
 from featgeom.io import read_json, write_json
 from featgeom.rule_io import RUN_LOG, rule_log
-from featgeom.config import RUN_OUTPUTS
-from featgeom.packs import run_inputs, runs_of_outputs, train_pack
+from featgeom.packs import run_inputs, train_pack
 import featgeom.runner as runner_module
 from featgeom.lineage import made_of
 from featgeom.run_guard import FORCED_MARK, mark_forced
@@ -434,18 +433,6 @@ def test_run_inputs_gives_each_method_its_own_model_inputs():
     assert run_inputs(pack_inputs, "haframe") == {"data": "a.npz", "levels": "l.json", "s_min": "g2.json"}
     assert run_inputs(pack_inputs, "haframe_of_g5")["s_min"] == "g5.json"
     assert run_inputs(pack_inputs, "ce") == {"data": "a.npz", "levels": "l.json"}
-
-
-def test_runs_of_outputs_groups_a_pack_rules_files_by_run_folder():
-    paths = [f"results/d/e/{method}/seed{seed}/{name}" for method, seed in (("m", 3), ("m", 2), ("n", 0))
-             for name in RUN_OUTPUTS.values()]
-    runs = runs_of_outputs(paths + ["results/d/e/m/seed2/features.npz"])
-    assert [(run["method"], run["seed"]) for run in runs] == [("m", 3), ("m", 2), ("n", 0)]  # the rule's order
-    assert runs[1]["outputs"]["checkpoint"] == "results/d/e/m/seed2/checkpoint_best.pt"
-    assert runs[1]["outputs"]["run_dir"] == "results/d/e/m/seed2"
-    assert runs[1]["outputs"]["features"].endswith("seed2/features.npz") and "features" not in runs[0]["outputs"]
-    with pytest.raises(ValueError, match="not a training run output"):
-        runs_of_outputs(["results/d/e/m/seed2/probe.json"])
 
 
 def test_tensorboard_curves_change_nothing_a_run_computes(inputs, tmp_path):

@@ -13,12 +13,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from featgeom.layout import RESULTS  # noqa: E402
 from featgeom.progress import summarise  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", nargs="?", default="results", help="the workflow's results/ folder")
+    parser.add_argument("results", nargs="?", default=RESULTS, help="the workflow's results/ folder")
     print(summarise(Path(parser.parse_args(argv).results)))
     return 0
 

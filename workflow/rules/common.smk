@@ -1,17 +1,15 @@
 # Config validation, wildcard constraints and input functions shared by all rule files.
 # Keep this cheap: every SLURM job re-parses it (no torch, no globbing).
 import os
-from types import SimpleNamespace
 
 import featgeom.config as fg
-from featgeom import registry
+from featgeom import layout, registry
 from featgeom.config_files import checked_config
 from featgeom.data.kinds import dataset_kind
 from featgeom.data.manifest import folder_listing
 from featgeom.hierarchy_stage import check_hierarchy_files
 from featgeom.io import update_json
 from featgeom.lineage import training_code_hash
-from featgeom.provenance import has_nvidia_gpu
 from featgeom.run_guard import RunFolderBusy, busy_message, busy_run_folders, hold_workflow_directory, mark_forced
 from featgeom.published import PUBLISHED_FILE
 
@@ -43,36 +41,31 @@ def methods_regex(predicate):
 
 
 wildcard_constraints:
-    dataset="[A-Za-z0-9_]+",
-    experiment="[A-Za-z0-9_]+",
-    method="[A-Za-z0-9_]+",
-    seed=r"\d+",
+    **layout.WILDCARDS,
 
 
-RUN = "results/{dataset}/{experiment}/{method}/seed{seed}"
-LOG = "logs/{dataset}/{experiment}/{method}/seed{seed}"
-
-
-def run_path(dataset, experiment, method, seed, name):
-    return f"results/{dataset}/{experiment}/{method}/seed{seed}/{name}"
+RUN = layout.RUN_DIR
+LOG = layout.RUN_LOG_DIR
 
 
 def experiment_files(dataset, experiment, name, methods=None, seeds=None):
     """One file per (method, seed) of an experiment."""
     exp = config["datasets"][dataset]["experiments"][experiment]
-    return [run_path(dataset, experiment, m, s, name)
+    return [layout.run_path(dataset, experiment, m, s, name)
             for m in (methods or exp["methods"]) for s in (seeds or range(exp["seeds"]))]
 
 
 def training_data(wildcards):
-    """The data file a run trains on: arrays, its long-tail subsample, or an image-folder manifest."""
-    ds = config["datasets"][wildcards.dataset]
-    exp = experiment_spec(wildcards)
-    if not fg.in_memory(ds["source"]):
-        return f"results/{wildcards.dataset}/data/image_folder.json"
-    if exp["kind"] == "longtail":
-        return f"results/{wildcards.dataset}/data/{wildcards.experiment}_longtail.npz"
-    return f"results/{wildcards.dataset}/data/arrays.npz"
+    return experiment_training_data(wildcards.dataset, wildcards.experiment)
+
+
+def experiment_training_data(dataset, experiment):
+    """The data file an experiment's runs train on: arrays, its long-tail subsample, or an image-folder manifest."""
+    if not fg.in_memory(config["datasets"][dataset]["source"]):
+        return layout.IMAGE_MANIFEST.format(dataset=dataset)
+    if config["datasets"][dataset]["experiments"][experiment]["kind"] == "longtail":
+        return layout.LONGTAIL_ARRAYS.format(dataset=dataset, experiment=experiment)
+    return layout.ARRAYS.format(dataset=dataset)
 
 
 def repo_path(path):
@@ -95,7 +88,7 @@ def hierarchy_source_files(wildcards):
     """The hierarchy rule's inputs: the configured files, or the synthetic generator's tree."""
     files = configured_hierarchy_files(wildcards.dataset)
     if dataset_kind(config["datasets"][wildcards.dataset]["source"]).writes_tree:
-        files["paths"] = f"results/{wildcards.dataset}/data/paths.csv"
+        files["paths"] = layout.SYNTHETIC_PATHS.format(dataset=wildcards.dataset)
     return files
 
 
@@ -104,19 +97,23 @@ def run_spec(wildcards):
 
 
 def model_inputs(wildcards):
-    """Files a run's model needs besides its data: HAFrame's s_min (per gamma), local backbone weights, and the
+    return method_model_inputs(wildcards.dataset, wildcards.experiment, wildcards.method)
+
+
+def method_model_inputs(dataset, experiment, method):
+    """Files a method's model needs besides its data: HAFrame's s_min (per gamma), local backbone weights, and the
     resized-image cache of its images (resized_input).
 
     Only weights this workflow fetches are declared inputs; a user's own `weights_path` (the PASS
     checkpoint) is checked by the job, so `snakemake -n` works on a machine without it.
     """
-    spec = run_spec(wildcards)
+    spec = fg.resolve_run(config, dataset, experiment, method)
     files = {}
     if spec["model"].get("frame") == "haframe":
-        files["s_min"] = f"results/{wildcards.dataset}/hierarchy/haframe_s_min_gamma{float(spec['frame']['gamma'])}.json"
+        files["s_min"] = layout.HAFRAME_S_MIN.format(dataset=dataset, gamma=float(spec["frame"]["gamma"]))
     if spec["model"].get("backbone_kwargs", {}).get("weights_path") == fg.imagenet_weights_path(config):
         files["weights"] = fg.imagenet_weights_path(config)
-    return {**files, **resized_input(wildcards.dataset, spec)}
+    return {**files, **resized_input(dataset, spec)}
 
 
 def resized_input(dataset, spec):
@@ -124,7 +121,7 @@ def resized_input(dataset, spec):
     Resize((size, size)): crop_flip on an image folder (FGVC); {} for other runs, which decode each image."""
     if fg.in_memory(spec["source"]) or spec["train"]["augment"] != "crop_flip":
         return {}
-    return {"resized": f"results/{dataset}/data/resized_{spec['train']['image_size']}.json"}
+    return {"resized": layout.RESIZED_KEY.format(dataset=dataset, size=spec["train"]["image_size"])}
 
 
 def run_threads(wildcards):
@@ -146,65 +143,32 @@ def gpu_share(wildcards):
     return fg.gpu_percent(run_execution(wildcards)["resources"]["runs_per_gpu"])
 
 
-def trained_run_files(seed, feature_seeds):
-    """The files training writes in a run folder: featgeom.config.RUN_OUTPUTS, and features.npz where the
-    workflow reads the run's features (featgeom.config.feature_seeds)."""
-    return [*fg.RUN_OUTPUTS.values(), *([fg.FEATURES_FILE] if seed in feature_seeds else [])]
-
-
 def pack_outputs(pack):
-    """The run files of a pack's rule: trained_run_files of each of its runs (a pack writes the features itself:
-    rule dump_features is not needed for them)."""
-    features = set(fg.feature_seeds(config, pack["dataset"], pack["experiment"]))
-    return [run_path(pack["dataset"], pack["experiment"], run["method"], run["seed"], name)
-            for run in pack["runs"] for name in trained_run_files(run["seed"], features)]
-
-
-def pack_method_wildcards(pack):
-    """Wildcards of each method of a pack (at its first run), for the input functions of `train`.
-    What those give (spec, model inputs, resources) does not depend on the seed."""
-    firsts = {}
-    for run in pack["runs"]:
-        firsts.setdefault(run["method"], run["seed"])
-    return [SimpleNamespace(dataset=pack["dataset"], experiment=pack["experiment"], method=method, seed=seed)
-            for method, seed in firsts.items()]
-
-
-def pack_threads(pack):
-    """Cores each process of a pack books: the most any of its methods' runs book (run_threads)."""
-    return max(run_threads(run) for run in pack_method_wildcards(pack))
+    """The run files of a pack's rule: what training writes for each of its runs (featgeom.config.pack_runs; a
+    pack writes the features itself: rule dump_features is not needed for them)."""
+    return [path for run in fg.pack_runs(config, pack) for key, path in run["outputs"].items() if key != "run_dir"]
 
 
 def pack_model_inputs(pack):
-    """model_inputs of every method of a pack, named `<name>_of_<method>` (featgeom.packs.run_inputs)."""
-    return {f"{name}{fg.PACK_INPUT_OF}{run.method}": path for run in pack_method_wildcards(pack)
-            for name, path in model_inputs(run).items()}
+    """method_model_inputs of every method of a pack, named `<name>_of_<method>` (featgeom.packs.run_inputs)."""
+    return {f"{name}{fg.PACK_INPUT_OF}{method}": path for method in fg.pack_methods(pack)
+            for name, path in method_model_inputs(pack["dataset"], pack["experiment"], method).items()}
 
 
 def pack_specs(pack):
     """{method: resolved spec} of a pack's methods: the pack reruns when one of them changes."""
-    return {run.method: run_spec(run) for run in pack_method_wildcards(pack)}
-
-
-def booked_workers(pack):
-    """Processes a pack job books CPUs and memory for: k sharing a GPU where training jobs get one (a profile
-    that gives rule `train` a GPU, or a GPU on this machine); else 1, as featgeom.packs.pack_workers then
-    trains the runs one after another in one process."""
-    profile_gpu = {"gres", "gpu"} & set(workflow.resource_settings.overwrite_resources.get("train", {}))
-    return pack["workers"] if profile_gpu or has_nvidia_gpu() else 1
+    return {method: fg.resolve_run(config, pack["dataset"], pack["experiment"], method)
+            for method in fg.pack_methods(pack)}
 
 
 def check_hierarchies():
     """Every dataset's hierarchy files, configured and produced, parse and validate (see
     featgeom.hierarchy_stage.check_hierarchy_files): run at parse time, before any job."""
     for dataset, ds in config["datasets"].items():
-        produced = {"distances": f"results/{dataset}/hierarchy/distances.csv"}
+        produced = {"distances": layout.DISTANCES.format(dataset=dataset)}
         if dataset_kind(ds["source"]).writes_tree:
-            produced["paths"] = f"results/{dataset}/data/paths.csv"
+            produced["paths"] = layout.SYNTHETIC_PATHS.format(dataset=dataset)
         check_hierarchy_files(configured_hierarchy_files(dataset), produced)
-
-
-IMAGE_LISTING = "results/{dataset}/data/image_listing.json"  # input of verify_image_folder
 
 
 def write_image_listings():
@@ -212,7 +176,7 @@ def write_image_listings():
     mtime is then newer than the manifest exactly when files were added, removed or changed since verification."""
     for dataset, ds in config["datasets"].items():
         if dataset_kind(ds["source"]).user_folder:
-            update_json(IMAGE_LISTING.format(dataset=dataset), folder_listing(ds["source"]["root"]))
+            update_json(layout.IMAGE_LISTING.format(dataset=dataset), folder_listing(ds["source"]["root"]))
 
 
 # Only where the DAG is built: SLURM jobs re-parse this file and need not re-read every hierarchy, nor walk
@@ -224,17 +188,19 @@ if workflow.is_main_process:
 
 def train_counts(wildcards):
     if experiment_spec(wildcards)["kind"] == "longtail":
-        return {"train_counts": f"results/{wildcards.dataset}/data/{wildcards.experiment}_train_counts.json"}
+        return {"train_counts": layout.LONGTAIL_TRAIN_COUNTS.format(dataset=wildcards.dataset,
+                                                                     experiment=wildcards.experiment)}
     return {}
 
 
 def figure_features(key):
-    """features.npz (seed 0, every trained method) of the experiment named in figures.<key>."""
+    """The features (seed 0, every trained method) of the experiment named in figures.<key>."""
 
     def inputs(wildcards):
         name = config["datasets"][wildcards.dataset]["figures"][key]
         exp = config["datasets"][wildcards.dataset]["experiments"][name]
-        return experiment_files(wildcards.dataset, name, "features.npz", methods=fg.trained_methods(exp), seeds=[0])
+        return experiment_files(wildcards.dataset, name, layout.FEATURES_FILE, methods=fg.trained_methods(exp),
+                                seeds=[0])
 
     return inputs
 
@@ -247,13 +213,15 @@ def table_inputs(wildcards):
         spec = config["datasets"][wildcards.dataset]["experiments"][exp]
         trained = fg.trained_methods(spec)
         # which training code made each run: the table names the runs of other code than the current one
-        files["provenance"] += experiment_files(wildcards.dataset, exp, "provenance.json", methods=trained)
+        files["provenance"] += experiment_files(wildcards.dataset, exp, layout.RUN_OUTPUTS["provenance"],
+                                                methods=trained)
         if wildcards.table == "collapse" or spec["kind"] == "coarse_fine":
-            files["collapse"] += experiment_files(wildcards.dataset, exp, "collapse.json", methods=trained)
+            files["collapse"] += experiment_files(wildcards.dataset, exp, layout.RUN_OUTPUTS["collapse"],
+                                                  methods=trained)
         if wildcards.table != "collapse":
-            files["metrics"] += experiment_files(wildcards.dataset, exp, "metrics.json")
+            files["metrics"] += experiment_files(wildcards.dataset, exp, layout.METRICS_FILE)
         if wildcards.table == "coarse_fine":
-            files["probe"] += experiment_files(wildcards.dataset, exp, "probe.json")
+            files["probe"] += experiment_files(wildcards.dataset, exp, layout.PROBE_FILE)
     return files
 
 
@@ -263,7 +231,7 @@ def collapse_curve_files(wildcards):
     for name, exp in config["datasets"][wildcards.dataset]["experiments"].items():
         for method in fg.trained_methods(exp):
             seeds = fg.resolve_run(config, wildcards.dataset, name, method)["train"]["collapse_seeds"]
-            files += experiment_files(wildcards.dataset, name, fg.RUN_OUTPUTS["collapse"], methods=[method],
+            files += experiment_files(wildcards.dataset, name, layout.RUN_OUTPUTS["collapse"], methods=[method],
                                       seeds=seeds)
     return files
 
@@ -272,7 +240,7 @@ def class_names_source(wildcards):
     """{'names': the arrays holding the dataset's own class names} for in-memory datasets (CIFAR's meta names);
     nothing for image folders, whose folder names are the names."""
     if fg.in_memory(config["datasets"][wildcards.dataset]["source"]):
-        return {"names": f"results/{wildcards.dataset}/data/arrays.npz"}
+        return {"names": layout.ARRAYS.format(dataset=wildcards.dataset)}
     return {}
 
 
@@ -291,10 +259,10 @@ def run_targets(dataset):
         features = set(fg.feature_seeds(config, dataset, name))
         for method, spec in exp["methods"].items():
             for seed in range(exp["seeds"]):
-                crm = [fg.RUN_OUTPUTS["test_logits"], fg.RUN_OUTPUTS["provenance"]]  # rule crm's outputs
-                names = crm if "crm_of" in spec else trained_run_files(seed, features)
-                names += ["metrics.json"] + (["probe.json"] if exp["kind"] == "coarse_fine" else [])
-                files += [run_path(dataset, name, method, seed, file) for file in names]
+                crm = [layout.RUN_OUTPUTS["test_logits"], layout.RUN_OUTPUTS["provenance"]]  # rule crm's outputs
+                names = crm if "crm_of" in spec else list(layout.trained_files(seed in features).values())
+                names += [layout.METRICS_FILE] + ([layout.PROBE_FILE] if exp["kind"] == "coarse_fine" else [])
+                files += [layout.run_path(dataset, name, method, seed, file) for file in names]
     return files
 
 
@@ -304,9 +272,10 @@ def all_targets():
         targets += run_targets(dataset)
         spec = config["datasets"][dataset]  # the registry says which tables and figures it gets
         tables, figures = registry.names_for(registry.TABLES, spec), registry.names_for(registry.FIGURES, spec)
-        targets += expand("results/{d}/tables/{t}.{ext}", d=dataset, t=tables, ext=["csv", "md", "tex", "html"])
-        targets += expand("results/{d}/figures/{f}.{ext}", d=dataset, f=figures, ext=["png", "pdf"])
-        targets.append(f"results/{dataset}/hierarchy/distances.csv")
+        targets += expand(f"{layout.TABLES}/{{table}}.{{ext}}", dataset=dataset, table=tables,
+                          ext=["csv", "md", "tex", "html"])
+        targets += expand(f"{layout.FIGURES}/{{figure}}.{{ext}}", dataset=dataset, figure=figures, ext=["png", "pdf"])
+        targets.append(layout.DISTANCES.format(dataset=dataset))
     return targets
 
 
@@ -316,7 +285,7 @@ def is_training_job(job):
 
 def training_run_dirs(job):
     """The run folders a training job (rule train or a pack) trains."""
-    return sorted({os.path.dirname(f) for f in job.output if os.path.basename(f) == fg.RUN_OUTPUTS["test_logits"]})
+    return sorted({os.path.dirname(f) for f in job.output if os.path.basename(f) == layout.RUN_OUTPUTS["test_logits"]})
 
 
 def forced_by_snakemake(dag):

@@ -8,18 +8,18 @@
 
 rule prepare_synthetic:
     output:
-        arrays="results/{dataset}/data/arrays.npz",
-        classes="results/{dataset}/data/classes.txt",
-        paths="results/{dataset}/data/paths.csv",
+        arrays=layout.ARRAYS,
+        classes=layout.CLASSES,
+        paths=layout.SYNTHETIC_PATHS,
     params:
         source=lambda wc: config["datasets"][wc.dataset]["source"],
         limits=fg.data_limits(config),
     wildcard_constraints:
         dataset=datasets_prepared_by("prepare_synthetic"),
     log:
-        "logs/{dataset}/data/prepare.log",
+        f"{layout.DATASET_LOGS}/data/prepare.log",
     benchmark:
-        "results/{dataset}/benchmarks/prepare.tsv"
+        f"{layout.BENCHMARKS}/prepare.tsv"
     localrule: True
     conda:
         "../../envs/featgeom.yaml"
@@ -29,17 +29,17 @@ rule prepare_synthetic:
 
 rule prepare_cifar:
     output:
-        arrays="results/{dataset}/data/arrays.npz",
-        classes="results/{dataset}/data/classes.txt",
+        arrays=layout.ARRAYS,
+        classes=layout.CLASSES,
     params:
         source=lambda wc: config["datasets"][wc.dataset]["source"],
         limits=fg.data_limits(config),
     wildcard_constraints:
         dataset=datasets_prepared_by("prepare_cifar"),
     log:
-        "logs/{dataset}/data/prepare.log",
+        f"{layout.DATASET_LOGS}/data/prepare.log",
     benchmark:
-        "results/{dataset}/benchmarks/prepare.tsv"
+        f"{layout.BENCHMARKS}/prepare.tsv"
     resources:
         mem_mb=4000,
     conda:
@@ -50,10 +50,10 @@ rule prepare_cifar:
 
 rule verify_image_folder:
     input:
-        listing=IMAGE_LISTING,
+        listing=layout.IMAGE_LISTING,
     output:
-        manifest="results/{dataset}/data/image_folder.json",
-        classes="results/{dataset}/data/classes.txt",
+        manifest=layout.IMAGE_MANIFEST,
+        classes=layout.CLASSES,
     params:
         source=lambda wc: config["datasets"][wc.dataset]["source"],
         max_per_class=fg.data_limits(config).get("images_per_class"),
@@ -61,9 +61,9 @@ rule verify_image_folder:
         dataset=datasets_prepared_by("verify_image_folder"),
     threads: config.get("threads_per_run", 1)
     log:
-        "logs/{dataset}/data/verify.log",
+        f"{layout.DATASET_LOGS}/data/verify.log",
     benchmark:
-        "results/{dataset}/benchmarks/verify.tsv"
+        f"{layout.BENCHMARKS}/verify.tsv"
     conda:
         "../../envs/featgeom.yaml"
     script:
@@ -74,19 +74,19 @@ rule prepare_fgvc_aircraft:
     # HAFrame's preprocessing (banner crop, v-<variant> folders) from the official archive, then the
     # same verification and manifest as any image folder.
     output:
-        manifest="results/{dataset}/data/image_folder.json",
-        classes="results/{dataset}/data/classes.txt",
+        manifest=layout.IMAGE_MANIFEST,
+        classes=layout.CLASSES,
     params:
         source=lambda wc: config["datasets"][wc.dataset]["source"],
-        images="results/{dataset}/data/images",
+        images=f"{layout.DATA}/images",
         max_per_class=fg.data_limits(config).get("images_per_class"),
     wildcard_constraints:
         dataset=datasets_prepared_by("prepare_fgvc_aircraft"),
     threads: config.get("threads_per_run", 1)
     log:
-        "logs/{dataset}/data/prepare.log",
+        f"{layout.DATASET_LOGS}/data/prepare.log",
     benchmark:
-        "results/{dataset}/benchmarks/prepare.tsv"
+        f"{layout.BENCHMARKS}/prepare.tsv"
     conda:
         "../../envs/featgeom.yaml"
     script:
@@ -101,8 +101,8 @@ rule prepare_stretched_images:
     input:
         unpack(tree_files),
     output:
-        manifest="results/{dataset}/data/image_folder.json",
-        classes="results/{dataset}/data/classes.txt",
+        manifest=layout.IMAGE_MANIFEST,
+        classes=layout.CLASSES,
     params:
         source=lambda wc: config["datasets"][wc.dataset]["source"],
         flat=lambda wc: config["datasets"][wc.dataset]["hierarchy"].get("flat", False),
@@ -112,9 +112,9 @@ rule prepare_stretched_images:
         dataset=datasets_prepared_by("prepare_stretched_images"),
     threads: config.get("threads_per_run", 1)
     log:
-        "logs/{dataset}/data/prepare.log",
+        f"{layout.DATASET_LOGS}/data/prepare.log",
     benchmark:
-        "results/{dataset}/benchmarks/prepare.tsv"
+        f"{layout.BENCHMARKS}/prepare.tsv"
     conda:
         "../../envs/featgeom.yaml"
     script:
@@ -127,7 +127,7 @@ rule fetch_imagenet_weights:
     output:
         weights=fg.imagenet_weights_path(config),
     log:
-        "logs/fetch_imagenet_weights.log",
+        f"{layout.LOGS}/fetch_imagenet_weights.log",
     localrule: True
     conda:
         "../../envs/featgeom.yaml"
@@ -137,18 +137,18 @@ rule fetch_imagenet_weights:
 
 rule make_longtail:
     input:
-        arrays="results/{dataset}/data/arrays.npz",
+        arrays=layout.ARRAYS,
     output:
-        arrays="results/{dataset}/data/{experiment}_longtail.npz",
-        counts="results/{dataset}/data/{experiment}_train_counts.json",
+        arrays=layout.LONGTAIL_ARRAYS,
+        counts=layout.LONGTAIL_TRAIN_COUNTS,
     params:
         longtail=lambda wc: experiment_spec(wc)["longtail"],
         # A pilot run's few images per class would leave tail classes empty: keep at least one.
         min_per_class=1 if fg.data_limits(config) else 0,
     log:
-        "logs/{dataset}/data/{experiment}_longtail.log",
+        f"{layout.DATASET_LOGS}/data/{{experiment}}_longtail.log",
     benchmark:
-        "results/{dataset}/benchmarks/{experiment}_longtail.tsv"
+        f"{layout.BENCHMARKS}/{{experiment}}_longtail.tsv"
     localrule: True
     conda:
         "../../envs/featgeom.yaml"
@@ -160,17 +160,17 @@ rule resize_images:
     # The deterministic Resize((size, size)) of every image, done once (featgeom/data/resized.py): the input of
     # runs whose every pass starts with it (crop_flip: FGVC), common.smk's resized_input.
     input:
-        manifest="results/{dataset}/data/image_folder.json",
+        manifest=layout.IMAGE_MANIFEST,
     output:
-        images="results/{dataset}/data/resized_{size}.npy",
-        key="results/{dataset}/data/resized_{size}.json",
+        images=layout.RESIZED_IMAGES,
+        key=layout.RESIZED_KEY,
     wildcard_constraints:
         size=r"\d+",
     threads: config.get("threads_per_run", 1)
     log:
-        "logs/{dataset}/data/resize_{size}.log",
+        f"{layout.DATASET_LOGS}/data/resize_{{size}}.log",
     benchmark:
-        "results/{dataset}/benchmarks/resize_{size}.tsv"
+        f"{layout.BENCHMARKS}/resize_{{size}}.tsv"
     conda:
         "../../envs/featgeom.yaml"
     script:

@@ -5,10 +5,10 @@
 rule score:
     input:
         unpack(train_counts),
-        test_logits=f"{RUN}/test_logits.npz",
-        distances="results/{dataset}/hierarchy/distances.csv",
+        test_logits=f"{RUN}/{layout.RUN_OUTPUTS['test_logits']}",
+        distances=layout.DISTANCES,
     output:
-        metrics=f"{RUN}/metrics.json",
+        metrics=f"{RUN}/{layout.METRICS_FILE}",
     params:
         label_level=lambda wc: experiment_spec(wc).get("label_level", "fine"),
         longtail=lambda wc: experiment_spec(wc).get("longtail"),
@@ -23,10 +23,10 @@ rule score:
 
 rule probe:
     input:
-        features=f"{RUN}/features.npz",
-        distances="results/{dataset}/hierarchy/distances.csv",
+        features=f"{RUN}/{layout.FEATURES_FILE}",
+        distances=layout.DISTANCES,
     output:
-        probe=f"{RUN}/probe.json",
+        probe=f"{RUN}/{layout.PROBE_FILE}",
     params:
         probe=lambda wc: experiment_spec(wc).get("probe", {}),
         seed=lambda wc: int(wc.seed),

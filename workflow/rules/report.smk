@@ -8,12 +8,12 @@ rule table:
     input:
         unpack(table_inputs),
     output:
-        csv="results/{dataset}/tables/{table}.csv",
-        md="results/{dataset}/tables/{table}.md",
-        tex="results/{dataset}/tables/{table}.tex",
-        html=report("results/{dataset}/tables/{table}.html", caption="../report/table.rst", category="{dataset}",
+        csv=f"{layout.TABLES}/{{table}}.csv",
+        md=f"{layout.TABLES}/{{table}}.md",
+        tex=f"{layout.TABLES}/{{table}}.tex",
+        html=report(f"{layout.TABLES}/{{table}}.html", caption="../report/table.rst", category="{dataset}",
                     subcategory="tables", labels={"table": "{table}"}),
-        provenance="results/{dataset}/tables/{table}.provenance.json",
+        provenance=f"{layout.TABLES}/{{table}}.provenance.json",
     params:
         experiments=lambda wc: {e: config["datasets"][wc.dataset]["experiments"][e]
                                 for e in fg.experiments_of_table(config, wc.dataset, wc.table)},
@@ -24,7 +24,7 @@ rule table:
     wildcard_constraints:
         table="|".join(registry.RUN_TABLES),
     log:
-        "logs/{dataset}/tables/{table}.log",
+        f"{layout.DATASET_LOGS}/tables/{{table}}.log",
     localrule: True
     conda:
         "../../envs/featgeom.yaml"
@@ -36,14 +36,14 @@ rule nc_curves:
     input:
         collapse=collapse_curve_files,
     output:
-        png=report("results/{dataset}/figures/nc_curves.png", caption="../report/nc_curves.rst", category="{dataset}",
+        png=report(f"{layout.FIGURES}/nc_curves.png", caption="../report/nc_curves.rst", category="{dataset}",
                    subcategory="figures", labels={"figure": "nc_curves"}),
-        pdf="results/{dataset}/figures/nc_curves.pdf",
-        provenance="results/{dataset}/figures/nc_curves.provenance.json",
+        pdf=f"{layout.FIGURES}/nc_curves.pdf",
+        provenance=f"{layout.FIGURES}/nc_curves.provenance.json",
     params:
         pilot=fg.pilot_banner(config),
     log:
-        "logs/{dataset}/figures/nc_curves.log",
+        f"{layout.DATASET_LOGS}/figures/nc_curves.log",
     localrule: True
     conda:
         "../../envs/featgeom.yaml"
@@ -55,20 +55,20 @@ rule tsne:
     input:
         unpack(class_names_source),
         features=figure_features("tsne_experiment"),
-        levels="results/{dataset}/hierarchy/levels.json",
+        levels=layout.LEVELS,
     output:
-        png=report("results/{dataset}/figures/tsne.png", caption="../report/tsne.rst", category="{dataset}",
+        png=report(f"{layout.FIGURES}/tsne.png", caption="../report/tsne.rst", category="{dataset}",
                    subcategory="figures", labels={"figure": "tsne"}),
-        pdf="results/{dataset}/figures/tsne.pdf",
-        provenance="results/{dataset}/figures/tsne.provenance.json",
+        pdf=f"{layout.FIGURES}/tsne.pdf",
+        provenance=f"{layout.FIGURES}/tsne.provenance.json",
     params:
         figures=lambda wc: config["datasets"][wc.dataset]["figures"],
         pilot=fg.pilot_banner(config),
     threads: config.get("threads_per_run", 1)
     log:
-        "logs/{dataset}/figures/tsne.log",
+        f"{layout.DATASET_LOGS}/figures/tsne.log",
     benchmark:
-        "results/{dataset}/benchmarks/tsne.tsv"
+        f"{layout.BENCHMARKS}/tsne.tsv"
     conda:
         "../../envs/featgeom.yaml"
     script:
@@ -79,17 +79,17 @@ rule muller:
     input:
         unpack(class_names_source),
         features=figure_features("muller_experiment"),
-        levels="results/{dataset}/hierarchy/levels.json",
+        levels=layout.LEVELS,
     output:
-        png=report("results/{dataset}/figures/muller.png", caption="../report/muller.rst", category="{dataset}",
+        png=report(f"{layout.FIGURES}/muller.png", caption="../report/muller.rst", category="{dataset}",
                    subcategory="figures", labels={"figure": "muller"}),
-        pdf="results/{dataset}/figures/muller.pdf",
-        provenance="results/{dataset}/figures/muller.provenance.json",
+        pdf=f"{layout.FIGURES}/muller.pdf",
+        provenance=f"{layout.FIGURES}/muller.provenance.json",
     params:
         figures=lambda wc: config["datasets"][wc.dataset]["figures"],
         pilot=fg.pilot_banner(config),
     log:
-        "logs/{dataset}/figures/muller.log",
+        f"{layout.DATASET_LOGS}/figures/muller.log",
     localrule: True
     conda:
         "../../envs/featgeom.yaml"
@@ -99,24 +99,24 @@ rule muller:
 
 rule paper_vs_ours:
     input:
-        main="results/{dataset}/tables/main.csv",
+        main=f"{layout.TABLES}/main.csv",
         published=str(PUBLISHED_FILE),
     output:
-        csv="results/{dataset}/tables/paper_vs_ours.csv",
-        md="results/{dataset}/tables/paper_vs_ours.md",
-        tex="results/{dataset}/tables/paper_vs_ours.tex",
-        html=report("results/{dataset}/tables/paper_vs_ours.html", caption="../report/paper_vs_ours.rst",
+        csv=f"{layout.TABLES}/paper_vs_ours.csv",
+        md=f"{layout.TABLES}/paper_vs_ours.md",
+        tex=f"{layout.TABLES}/paper_vs_ours.tex",
+        html=report(f"{layout.TABLES}/paper_vs_ours.html", caption="../report/paper_vs_ours.rst",
                     category="{dataset}", subcategory="tables", labels={"table": "paper_vs_ours"}),
-        png=report("results/{dataset}/figures/paper_vs_ours.png", caption="../report/paper_vs_ours_figure.rst",
+        png=report(f"{layout.FIGURES}/paper_vs_ours.png", caption="../report/paper_vs_ours_figure.rst",
                    category="{dataset}", subcategory="figures", labels={"figure": "paper_vs_ours"}),
-        pdf="results/{dataset}/figures/paper_vs_ours.pdf",
-        provenance="results/{dataset}/tables/paper_vs_ours.provenance.json",
+        pdf=f"{layout.FIGURES}/paper_vs_ours.pdf",
+        provenance=f"{layout.TABLES}/paper_vs_ours.provenance.json",
     params:
         published=published_name,
         ddof=config.get("ci_ddof", 0),
         pilot=fg.pilot_banner(config),
     log:
-        "logs/{dataset}/tables/paper_vs_ours.log",
+        f"{layout.DATASET_LOGS}/tables/paper_vs_ours.log",
     localrule: True
     conda:
         "../../envs/featgeom.yaml"
@@ -126,21 +126,21 @@ rule paper_vs_ours:
 
 rule ablation:
     input:
-        main="results/{dataset}/tables/main.csv",
+        main=f"{layout.TABLES}/main.csv",
         published=str(PUBLISHED_FILE),
     output:
-        csv="results/{dataset}/tables/ablation.csv",
-        md="results/{dataset}/tables/ablation.md",
-        tex="results/{dataset}/tables/ablation.tex",
-        html=report("results/{dataset}/tables/ablation.html", caption="../report/ablation.rst",
+        csv=f"{layout.TABLES}/ablation.csv",
+        md=f"{layout.TABLES}/ablation.md",
+        tex=f"{layout.TABLES}/ablation.tex",
+        html=report(f"{layout.TABLES}/ablation.html", caption="../report/ablation.rst",
                     category="{dataset}", subcategory="tables", labels={"table": "ablation"}),
-        provenance="results/{dataset}/tables/ablation.provenance.json",
+        provenance=f"{layout.TABLES}/ablation.provenance.json",
     params:
         published=published_name,
         ddof=config.get("ci_ddof", 0),
         pilot=fg.pilot_banner(config),
     log:
-        "logs/{dataset}/tables/ablation.log",
+        f"{layout.DATASET_LOGS}/tables/ablation.log",
     localrule: True
     conda:
         "../../envs/featgeom.yaml"

@@ -6,14 +6,10 @@ rule train:
     input:
         unpack(model_inputs),
         data=training_data,
-        distances="results/{dataset}/hierarchy/distances.csv",
-        levels="results/{dataset}/hierarchy/levels.json",
+        distances=layout.DISTANCES,
+        levels=layout.LEVELS,
     output:
-        test_logits=f"{RUN}/test_logits.npz",
-        checkpoint=f"{RUN}/checkpoint_best.pt",
-        history=f"{RUN}/history.json",
-        collapse=f"{RUN}/collapse.json",
-        provenance=f"{RUN}/provenance.json",
+        **{key: f"{RUN}/{name}" for key, name in layout.RUN_OUTPUTS.items()},
     params:
         spec=run_spec,
         run_dir=RUN,
@@ -36,12 +32,13 @@ rule train:
 
 rule crm:
     input:
-        test_logits=lambda wc: run_path(wc.dataset, wc.experiment, experiment_spec(wc)["methods"][wc.method]["crm_of"],
-                                        wc.seed, "test_logits.npz"),
-        distances="results/{dataset}/hierarchy/distances.csv",
+        test_logits=lambda wc: layout.run_path(wc.dataset, wc.experiment,
+                                               experiment_spec(wc)["methods"][wc.method]["crm_of"], wc.seed,
+                                               layout.RUN_OUTPUTS["test_logits"]),
+        distances=layout.DISTANCES,
     output:
-        test_logits=f"{RUN}/test_logits.npz",
-        provenance=f"{RUN}/provenance.json",
+        test_logits=f"{RUN}/{layout.RUN_OUTPUTS['test_logits']}",
+        provenance=f"{RUN}/{layout.RUN_OUTPUTS['provenance']}",
     params:
         spec=run_spec,
     wildcard_constraints:
@@ -58,12 +55,12 @@ rule crm:
 rule dump_features:
     input:
         unpack(model_inputs),
-        checkpoint=f"{RUN}/checkpoint_best.pt",
+        checkpoint=f"{RUN}/{layout.RUN_OUTPUTS['checkpoint']}",
         data=training_data,
-        distances="results/{dataset}/hierarchy/distances.csv",
-        levels="results/{dataset}/hierarchy/levels.json",
+        distances=layout.DISTANCES,
+        levels=layout.LEVELS,
     output:
-        features=f"{RUN}/features.npz",
+        features=f"{RUN}/{layout.FEATURES_FILE}",
     params:
         spec=run_spec,
     threads: run_threads

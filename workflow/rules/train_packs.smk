@@ -3,40 +3,45 @@
 # runs_per_gpu processes share one GPU at once, each training its runs one after another (torch's start-up
 # paid once per process). The same job shape runs under `--cores N` and as one SLURM job holding one GPU.
 # Each run keeps its own folder, log and resume point.
-
+from snakemake.resources import Resources
 
 PACKS = fg.run_packs(config)
 PACK_RULES = {pack["name"] for pack in PACKS}
+# A profile's cluster settings for training jobs (`set-resources: train:`: GPU partition and gres, profiles/slurm).
+# Snakemake applies set-resources by exact rule name (9.27: no patterns), and a profile cannot name the packs: their
+# names depend on the config. A pack is a training job too, so it takes rule `train`'s, read from the settings
+# Snakemake fills from --set-resources (`overwrite_resources`, a field of its API's ResourceSettings).
+TRAINING_SET_RESOURCES = Resources.from_mapping(workflow.resource_settings.overwrite_resources.get("train", {}))
 
 for pack in PACKS:
-    first = pack_method_wildcards(pack)[0]
-    booked = run_execution(first)["resources"]  # the same for every run of the pack (featgeom.config.run_packs)
-    workers = booked_workers(pack)
+    # the same for every run of the pack (featgeom.config.run_packs)
+    booked = fg.resolve_execution(config, pack["dataset"], pack["experiment"], pack["runs"][0]["method"])["resources"]
+    workers = fg.pack_workers(pack, TRAINING_SET_RESOURCES)
 
     rule:
         name:
             pack["name"]
         input:
             **pack_model_inputs(pack),
-            data=training_data(first),
-            distances=f"results/{pack['dataset']}/hierarchy/distances.csv",
-            levels=f"results/{pack['dataset']}/hierarchy/levels.json",
+            data=experiment_training_data(pack["dataset"], pack["experiment"]),
+            distances=layout.DISTANCES.format(dataset=pack["dataset"]),
+            levels=layout.LEVELS.format(dataset=pack["dataset"]),
         output:
             pack_outputs(pack),
         params:
             specs=pack_specs(pack),
-        threads: pack_threads(pack) * workers
+        threads: fg.pack_threads(config, pack) * workers
         # longest jobs first (the more runs, the longer), so that the last one to finish is a short one
         priority: len(pack["runs"])
         resources:
-            gpu_percent=min(100, gpu_share(first) * workers),
+            gpu_percent=min(100, fg.gpu_percent(booked["runs_per_gpu"]) * workers),
             mem_mb=booked["mem_mb"] * workers,
             # worst case, sharing the GPU gains nothing: every run of the pack one after another
             runtime=booked["runtime"] * len(pack["runs"]),
         log:
-            f"logs/{pack['dataset']}/{pack['experiment']}/{pack['name']}.log",
+            layout.PACK_LOG.format(**pack),
         benchmark:
-            f"results/{pack['dataset']}/benchmarks/{pack['name']}.tsv"
+            layout.PACK_BENCHMARK.format(**pack)
         conda:
             "../../envs/featgeom.yaml"
         script:
@@ -45,9 +50,4 @@ for pack in PACKS:
     # Both this rule and `train` (or `dump_features`) can make these files: the pack makes them.
     workflow.ruleorder(pack["name"], "train")
     workflow.ruleorder(pack["name"], "dump_features")
-    # A profile's cluster settings for training jobs (`set-resources: train:` GPU partition and gres, in
-    # profiles/slurm) are keyed by rule name; a pack is a training job too, so it takes the same ones
-    # (`_parsed_overwrite_resources` is what Snakemake itself applies to rule `train`: workflow.py).
-    workflow.get_rule(pack["name"]).resources.update(
-        workflow.resource_settings._parsed_overwrite_resources.get("train", {})
-    )
+    workflow.get_rule(pack["name"]).resources.update(TRAINING_SET_RESOURCES)

@@ -5,10 +5,10 @@ from featgeom.run_guard import exit_with_parent, hold_run_folders
 
 exit_with_parent()  # a killed Snakemake takes its training jobs with it
 
-from featgeom.config import booked_threads, resolve_execution  # noqa: E402
-from featgeom.packs import pack_workers, runs_of_outputs, train_pack  # noqa: E402
+from featgeom.config import pack_runs, pack_threads, pack_workers, resolve_execution, run_pack  # noqa: E402
+from featgeom.packs import train_pack  # noqa: E402
 from featgeom.rule_io import rule_log  # noqa: E402
-from featgeom.runner import resolve_device, run_training  # noqa: E402
+from featgeom.runner import run_training  # noqa: E402
 
 
 def execution_of(spec):
@@ -24,15 +24,14 @@ if snakemake.rule == "train":
         run_training(spec, int(snakemake.wildcards.seed), dict(snakemake.input), outputs, threads=snakemake.threads,
                      log=log, speed=execution["speed"], logger=execution["logger"])
 else:
+    # The pack's runs come from the config by the rule's name, not from params: regrouping runs into packs (an
+    # execution setting) must not make Snakemake rerun finished runs.
+    pack = run_pack(snakemake.config, snakemake.rule)
     specs = snakemake.params.specs
-    first = next(iter(specs.values()))
-    execution = execution_of(first)  # the same for every run of a pack (featgeom.config.run_packs)
-    runs = runs_of_outputs(snakemake.output)
-    cuda = resolve_device(first["device"]).type == "cuda"
-    workers = pack_workers(execution["resources"]["runs_per_gpu"], len(runs), cuda)
+    execution = execution_of(next(iter(specs.values())))  # the same for every run of a pack (config.run_packs)
+    workers = pack_workers(pack, snakemake.resources.keys())  # as the rule booked them
     # what each process booked (threads_per_run, or an image folder's loader workers and main process; CPU numerics
     # depend on the thread count), fewer where Snakemake capped the job's threads (--cores) below the booking
-    booked = max(booked_threads(snakemake.config, s["dataset"], s["experiment"], s["method"]) for s in specs.values())
-    threads = max(1, min(booked, snakemake.threads // workers))
-    train_pack(specs, runs, dict(snakemake.input), workers, threads=threads, speed=execution["speed"],
-               log_path=snakemake.log[0], logger=execution["logger"])
+    threads = max(1, min(pack_threads(snakemake.config, pack), snakemake.threads // workers))
+    train_pack(specs, pack_runs(snakemake.config, pack), dict(snakemake.input), workers, threads=threads,
+               speed=execution["speed"], log_path=snakemake.log[0], logger=execution["logger"])
