@@ -318,6 +318,7 @@ def test_top_level_runs_per_process_is_every_experiments_default():
 def test_a_pack_job_finds_its_runs_and_their_files_by_its_rule_name():
     config = tiny()
     config["datasets"]["synthetic"]["experiments"]["main"]["train"]["resources"] = {"runs_per_gpu": 2}
+    config = filled(config)
     pack = run_pack(config, "train_synthetic_main_haframe_seeds0to1")
     runs = pack_runs(config, pack)
     assert [(run["method"], run["seed"]) for run in runs] == [("haframe", 0), ("haframe", 1)]
