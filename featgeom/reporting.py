@@ -76,10 +76,8 @@ def describe_loss(spec: dict) -> str:
     """One line per method saying which loss made it, e.g. "hinge_ce (tau=0.5, mode=hinge)"."""
     if "crm_of" in spec:
         return f"CRM on {spec['crm_of']}"
-    loss = dict(spec["loss"])
+    loss = dict(spec["loss"])  # every option, defaults included (the schema writes them into the spec)
     name = loss.pop("name")
-    if name == "hinge_ce":
-        loss.setdefault("mode", "hinge")  # the form the tables use unless a method asks for the cone
     return f"{name} ({', '.join(f'{k}={v}' for k, v in sorted(loss.items()))})" if loss else name
 
 
