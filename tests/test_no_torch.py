@@ -37,9 +37,9 @@ def imports(path):  # (module, names imported from it) of every import statement
         elif isinstance(node, ast.ImportFrom):
             yield node.module, [alias.name for alias in node.names]
 
-def where(error):
-    frame = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith("<frozen")][-1]
-    return f"{frame.filename}:{frame.lineno}: {error}"
+def where(error):  # the file and line of the refused import (the hook and importlib's frames are "<...>")
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith("<")]
+    return f"{frames[-1].filename}:{frames[-1].lineno}: {error}" if frames else f"the script itself: {error}"
 
 reached = {}
 for path, forbidden in json.loads(sys.argv[1]):
