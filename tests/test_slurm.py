@@ -67,9 +67,11 @@ def test_one_datasets_tables_rerun_only_that_dataset(tmp_path):
     targets = [f"results/cifar100/tables/{table}.md" for table in fg.table_targets(config, "cifar100")]
     jobs = dry_run_jobs(*targets, "--configfile", str(PAPERS), workdir=tmp_path)
     assert {rule for rule, _, _ in jobs} >= {"table", "prepare_cifar", "train_cifar100_main_haframe_seeds0to2"}
-    packs = {rule for rule, _, _ in jobs if rule.startswith("train_")}  # no wildcards: the dataset is in the name
-    assert packs and all(rule.startswith("train_cifar100_") for rule in packs)
-    assert {wildcards.get("dataset") for rule, wildcards, _ in jobs if rule not in packs} == {"cifar100"}
+    # packs and the per-experiment scoring and probe jobs have no wildcards: the dataset is in the name
+    named = {rule for rule, _, _ in jobs if rule.startswith(("train_", "score_", "probe_"))}
+    assert {rule.partition("_")[0] for rule in named} == {"train", "score", "probe"}
+    assert all(rule.partition("_")[2].startswith("cifar100_") for rule in named), named
+    assert {wildcards.get("dataset") for rule, wildcards, _ in jobs if rule not in named} == {"cifar100"}
 
 
 def skip_unless_slurm_can_run():

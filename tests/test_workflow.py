@@ -39,8 +39,7 @@ def test_papers_dag_resolves_without_datasets(tmp_path, config_args):
     result = snakemake("-n", "--quiet", "rules", *config_args, "--directory", str(tmp_path))
     out = result.stdout + result.stderr
     for rule in ("train", "crm", "score_cifar100_main", "probe_cifar100_coarse_fine", "table", "tsne", "muller",
-                 "nc_curves",
-                 "prepare_cifar", "prepare_stretched_images", "make_longtail", "hierarchy",
+                 "nc_curves", "prepare_cifar", "prepare_stretched_images", "make_longtail", "hierarchy",
                  "prepare_fgvc_aircraft", "fetch_imagenet_weights", "haframe_s_min",
                  "train_cifar100_main_haframe_seeds0to2", "train_cifar100_coarse_fine_ce_seeds3to4"):  # packs
         assert f"\n{rule} " in out, f"rule {rule} missing from the papers' DAG:\n{out}"
