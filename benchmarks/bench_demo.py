@@ -1,75 +1,86 @@
-"""Wall time of the demo (config/demo.yaml) from a clean results folder, next to its target (<= 120 s on 2 CPU
-cores) and next to a baseline in the same run: the same demo with `runs_per_process=1`, where every method's
-seeds train in a job of their own (13 training processes instead of 4, each paying torch's ~7 s start-up).
-Per-rule job seconds come from the `benchmark:` files Snakemake writes (training packs included).
+"""Wall time of the demo (config/demo.yaml) from a clean folder: this tree next to a baseline commit, in one call,
+so that both see the same machine. The target is 60 s on 2 idle cores.
 
-    .venv/bin/python benchmarks/bench_demo.py [--cores 2] [--workdir /tmp/featgeom-demo-bench] [--no-baseline]
+The baseline (default c6500e6: one scoring job and one probe job per run, 76 jobs) is checked out with
+`git worktree add` into a temporary folder and run by the same Python, with PYTHONPATH pointing at its tree (each
+tree's Snakefile, rules, scripts and featgeom). Each round runs every layout once, alternating which goes first.
+CPU seconds are those of Snakemake and all its jobs (user + system): on a busy machine they vary less than
+the wall time.
+
+    .venv/bin/python benchmarks/bench_demo.py [--baseline c6500e6] [--rounds 1] [--cores 2]
 """
 import argparse
+import os
+import re
 import resource
-import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from featgeom.layout import BENCHMARKS, RESULTS, run_dirs_glob
-
 REPO = Path(__file__).resolve().parent.parent
-TARGET_SECONDS = 120
-BASELINE = {"runs_per_process": 1}
+TARGET_SECONDS = 60
+STEPS_DONE = re.compile(r"(\d+) of (\d+) steps \(100%\) done")
 
 
-def run_demo(workdir: Path, cores: int, overrides: dict) -> float:
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(REPO / "config/demo.yaml"), "--cores", str(cores), "--quiet", "all"]
-    if overrides:
-        command += ["--config", *(f"{key}={value}" for key, value in overrides.items())]
-    started = time.perf_counter()
-    subprocess.run(command, check=True)
-    return time.perf_counter() - started
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-def job_costs(workdir: Path) -> pd.DataFrame:
-    rows = []
-    run_level = workdir.glob(f"{RESULTS}/{run_dirs_glob()}/benchmark_*.tsv")
-    dataset_level = workdir.glob(f"{BENCHMARKS.format(dataset='*')}/*.tsv")
-    for tsv in [*run_level, *dataset_level]:
-        frame = pd.read_csv(tsv, sep="\t")
-        rule = tsv.stem.removeprefix("benchmark_")
-        rows.append({"rule": "train (packs)" if rule.startswith("train_") else rule, "seconds": frame["s"].iloc[0]})
-    return pd.DataFrame(rows, columns=["rule", "seconds"])
+def run_demo(tree: Path, workdir: Path, cores: int) -> dict:
+    """Wall and CPU seconds and job count of the demo of `tree`, in the empty folder `workdir`."""
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(tree / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(tree / "config" / "demo.yaml"), "--cores", str(cores)]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cpu, started = children_cpu_seconds(), time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"the demo of {tree} failed:\n{done.stderr[-4000:]}")
+    return {"wall": wall, "cpu": children_cpu_seconds() - cpu, "jobs": int(STEPS_DONE.findall(done.stderr)[-1][1])}
 
 
-def per_rule(costs: pd.DataFrame) -> pd.DataFrame:
-    return costs.groupby("rule").agg(jobs=("seconds", "size"), job_s=("seconds", "sum"))
+def baseline_tree(commit: str, scratch: Path) -> Path:
+    tree = scratch / f"baseline-{commit}"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(tree), commit], check=True)
+    return tree
+
+
+def remove_tree(tree: Path) -> None:
+    subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=True)
+
+
+def print_table(measured: dict, cores: int) -> None:
+    print(f"demo on {cores} cores, from a clean folder (target {TARGET_SECONDS} s on 2 idle cores)")
+    print(f"{'layout':24s}{'jobs':>6s}{'wall s (median)':>17s}{'cpu s (median)':>16s}   wall s per round")
+    for name, rounds in measured.items():
+        walls = [r["wall"] for r in rounds]
+        print(f"{name:24s}{rounds[0]['jobs']:6d}{statistics.median(walls):17.1f}"
+              f"{statistics.median(r['cpu'] for r in rounds):16.1f}   " + " ".join(f"{w:.1f}" for w in walls))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", default="c6500e6", help="commit to compare with (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each layout (default: %(default)s)")
     parser.add_argument("--cores", type=int, default=2, help="snakemake --cores (the target is for 2)")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/featgeom-demo-bench"), help="scratch folder")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the runs_per_process=1 baseline")
     args = parser.parse_args()
-    variants = {"demo": {}} if args.no_baseline else {"demo": {}, "baseline": BASELINE}
-    walls, rules = {}, {}
-    for name, overrides in variants.items():
-        walls[name] = run_demo(args.workdir / name, args.cores, overrides)
-        rules[name] = per_rule(job_costs(args.workdir / name))
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # largest single process
-    print(f"demo on {args.cores} cores; baseline = the demo with --config "
-          + " ".join(f"{k}={v}" for k, v in BASELINE.items()))
-    print(f"{'':24s}" + "".join(f"{name:>12s}" for name in walls) + f"{'target':>12s}")
-    print(f"{'wall time (s)':24s}" + "".join(f"{wall:12.1f}" for wall in walls.values()) + f"{TARGET_SECONDS:12d}")
-    print(f"{'peak process RSS (MB)':24s}{peak_mb:12.0f}")
-    table = pd.concat(rules, axis=1).fillna(0)
-    table.columns = [f"{name} {column}" for name, column in table.columns]
-    print("\nrules with a benchmark file (job seconds summed over their jobs):")
-    print(table.round(1).to_string())
+    with tempfile.TemporaryDirectory(prefix="featgeom-bench-demo-") as scratch:
+        scratch = Path(scratch)
+        trees = {f"baseline {args.baseline}": baseline_tree(args.baseline, scratch), "this tree": REPO}
+        try:
+            measured = {name: [] for name in trees}
+            for round_ in range(args.rounds):
+                order = list(trees) if round_ % 2 == 0 else list(reversed(trees))
+                for name in order:
+                    workdir = scratch / f"{name.split()[0]}-round{round_}"
+                    measured[name].append(run_demo(trees[name], workdir, args.cores))
+        finally:
+            remove_tree(trees[f"baseline {args.baseline}"])
+    print_table(measured, args.cores)
 
 
 if __name__ == "__main__":

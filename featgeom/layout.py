@@ -52,9 +52,10 @@ PROBE_FILE = "probe.json"
 # A run folder's other files are named by the training code that writes them: its train.log (featgeom.rule_io),
 # last_checkpoint.pt (featgeom.runner), tensorboard/ (featgeom.curves). Moving a name here would change the content
 # hash of the training code, and with it every kept checkpoint's lineage (featgeom.lineage): no resume across it.
-# A pack job (featgeom.config.run_packs: one rule per pack, no wildcards): its Snakemake log and benchmark.
-PACK_LOG = f"{DATASET_LOGS}/{{experiment}}/{{name}}.log"
-PACK_BENCHMARK = f"{BENCHMARKS}/{{name}}.tsv"
+# A job over several runs of an experiment (a pack, featgeom.config.run_packs; its scoring; its probe): one rule per
+# job, no wildcards. Its Snakemake log and benchmark file, by the job's name.
+EXPERIMENT_JOB_LOG = f"{DATASET_LOGS}/{{experiment}}/{{name}}.log"
+JOB_BENCHMARK = f"{BENCHMARKS}/{{name}}.tsv"
 
 _FIELD = re.compile(r"\{(\w+)\}")
 _RUN_DIR_MATCH = re.compile(_FIELD.sub(lambda field: f"(?P<{field[1]}>{WILDCARDS[field[1]]})", RUN_DIR) + "/")

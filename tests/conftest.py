@@ -18,3 +18,14 @@ def dataset_fixtures(tmp_path_factory) -> Path:
     if result.returncode != 0:
         pytest.fail(f"tools/make_fixtures.py failed:\n{result.stderr}")
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """results/synthetic of the whole tiny DAG (tests/data/tiny.yaml), run once per session on 2 cores: the workflow
+    tests read it, the SLURM tests compare the cluster's results with it. Tests that change files work on a copy
+    (test_workflow's `finished`)."""
+    from test_workflow import TINY, snakemake
+    workdir = tmp_path_factory.mktemp("tiny")
+    snakemake("--cores", "2", *TINY, "--directory", str(workdir))
+    return workdir / "results" / "synthetic"

@@ -57,7 +57,7 @@ def test_papers_dag_asks_for_gpus_in_training_jobs_only(tmp_path):
     assert {"train", "train_cifar100_main_haframe_seeds0to2"} <= {rule for rule, _ in trains}  # ResNet-50 / WRN packs
     assert all(res["gres"] == "gpu:1" and res["slurm_partition"] == "gpu" for _, res in trains)
     others = [(rule, res) for rule, _, res in jobs if not is_training(rule)]
-    assert {"probe", "score", "table"} <= {rule for rule, _ in others}
+    assert {"probe_cifar100_coarse_fine", "score_cifar100_main", "table"} <= {rule for rule, _ in others}
     assert not [rule for rule, res in others if "gres" in res or "gpu" in res or res.get("slurm_partition") != "cpu"]
 
 
@@ -67,9 +67,11 @@ def test_one_datasets_tables_rerun_only_that_dataset(tmp_path):
     targets = [f"results/cifar100/tables/{table}.md" for table in fg.table_targets(config, "cifar100")]
     jobs = dry_run_jobs(*targets, "--configfile", str(PAPERS), workdir=tmp_path)
     assert {rule for rule, _, _ in jobs} >= {"table", "prepare_cifar", "train_cifar100_main_haframe_seeds0to2"}
-    packs = {rule for rule, _, _ in jobs if rule.startswith("train_")}  # no wildcards: the dataset is in the name
-    assert packs and all(rule.startswith("train_cifar100_") for rule in packs)
-    assert {wildcards.get("dataset") for rule, wildcards, _ in jobs if rule not in packs} == {"cifar100"}
+    # packs and the per-experiment scoring and probe jobs have no wildcards: the dataset is in the name
+    named = {rule for rule, _, _ in jobs if rule.startswith(("train_", "score_", "probe_"))}
+    assert {rule.partition("_")[0] for rule in named} == {"train", "score", "probe"}
+    assert all(rule.partition("_")[2].startswith("cifar100_") for rule in named), named
+    assert {wildcards.get("dataset") for rule, wildcards, _ in jobs if rule not in named} == {"cifar100"}
 
 
 def skip_unless_slurm_can_run():
@@ -172,17 +174,16 @@ def slurm_jobs(env):
 
 
 @pytest.fixture(scope="module")
-def tiny_through_slurm(cluster_no_accounting, tmp_path_factory):
-    """The tiny DAG through SLURM (no accounting database) and, meanwhile, on this machine."""
+def tiny_through_slurm(cluster_no_accounting, tiny_run, tmp_path_factory):
+    """The tiny DAG through SLURM (no accounting database), next to the session's local run of it (tiny_run)."""
     root = tmp_path_factory.mktemp("tiny_slurm")
-    local = start_snakemake("--cores", "1", "--configfile", str(TINY), workdir=root / "local")
     started = time.monotonic()
     log = finish(start_snakemake(*ON_LOCAL_SLURM[:3], profile_without_accounting(root), *ON_LOCAL_SLURM[4:],
                                  "--configfile", str(TINY), workdir=root / "slurm", env=cluster_no_accounting))
     wall = time.monotonic() - started
-    finish(local)
     print(f"tiny DAG through SLURM: {wall:.0f} s, {log.count('has been submitted with SLURM jobid')} sbatch jobs")
-    return {"slurm": root / "slurm", "local": root / "local", "log": log, "jobs": slurm_jobs(cluster_no_accounting)}
+    return {"slurm": root / "slurm", "local": tiny_run.parent.parent, "log": log,
+            "jobs": slurm_jobs(cluster_no_accounting)}
 
 
 def result_files(folder):
@@ -215,7 +216,7 @@ def test_jobs_went_through_sbatch_and_only_training_holds_a_gpu(tiny_through_slu
     training = [job for job in jobs if is_training(rules[job["id"]])]
     assert training and all(job["partition"] == "gpu" and job["tres"] == "gres:gpu:1" for job in training)
     others = [job for job in jobs if job not in training]
-    assert "probe" in {rules[job["id"]] for job in others}
+    assert "probe_synthetic_coarse_fine" in {rules[job["id"]] for job in others}
     assert all(job["partition"] == "cpu" and "gpu" not in job["tres"] for job in others)
 
 
@@ -229,8 +230,8 @@ def test_changed_method_reruns_only_its_runs_and_what_is_built_from_them(tiny_th
     jobs = dry_run_jobs("--configfile", str(tmp_path / "changed.yaml"), workdir=tiny_through_slurm["slurm"])
     trained = {rule for rule, _, _ in jobs if is_training(rule)}
     assert trained == {"train_synthetic_main_haframe_seeds0to1"}  # its two seeds, in one pack job
-    assert {rule for rule, _, _ in jobs} - trained == {"score", "table", "nc_curves", "paper_vs_ours", "ablation",
-                                                      "all"}
+    assert {rule for rule, _, _ in jobs} - trained == {"score_synthetic_main", "table", "nc_curves", "paper_vs_ours",
+                                                      "ablation", "all"}
     assert all(w.get("method", "haframe") == "haframe" for _, w, _ in jobs)
 
 

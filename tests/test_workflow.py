@@ -17,6 +17,7 @@ from featgeom.run_guard import hold_run_folders
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+TINY = ("--configfile", str(REPO / "tests/data/tiny.yaml"))  # tiny_run (conftest.py) is this config's whole DAG
 pytestmark = pytest.mark.slow  # every test runs Snakemake
 
 
@@ -38,8 +39,8 @@ def test_lint_is_clean():
 def test_papers_dag_resolves_without_datasets(tmp_path, config_args):
     result = snakemake("-n", "--quiet", "rules", *config_args, "--directory", str(tmp_path))
     out = result.stdout + result.stderr
-    for rule in ("train", "crm", "score", "probe", "table", "tsne", "muller", "nc_curves",
-                 "prepare_cifar", "prepare_stretched_images", "make_longtail", "hierarchy",
+    for rule in ("train", "crm", "score_cifar100_main", "probe_cifar100_coarse_fine", "table", "tsne", "muller",
+                 "nc_curves", "prepare_cifar", "prepare_stretched_images", "make_longtail", "hierarchy",
                  "prepare_fgvc_aircraft", "fetch_imagenet_weights", "haframe_s_min",
                  "train_cifar100_main_haframe_seeds0to2", "train_cifar100_coarse_fine_ce_seeds3to4"):  # packs
         assert f"\n{rule} " in out, f"rule {rule} missing from the papers' DAG:\n{out}"
@@ -53,11 +54,12 @@ def test_bad_config_is_rejected_with_its_key(tmp_path):
     assert "methods.crm_t1.crm_of = 'nonexistent'" in result.stdout + result.stderr
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny")
-    snakemake("--cores", "2", "--configfile", str(REPO / "tests/data/tiny.yaml"), "--directory", str(workdir))
-    return workdir / "results" / "synthetic"
+@pytest.fixture
+def finished(tiny_run, tmp_path):
+    """A copy of the finished tiny project (results, logs, Snakemake's metadata) to change and rerun."""
+    work = tmp_path / "work"
+    shutil.copytree(tiny_run.parent.parent, work, symlinks=True)
+    return work
 
 
 def test_demo_dag_writes_the_output_contract(tiny_run):
@@ -117,8 +119,7 @@ def _report_variable(page, name):
 
 def test_report_holds_every_table_and_figure_with_captions(tiny_run, tmp_path):
     report = tmp_path / "report.html"
-    snakemake("--report", str(report), "--configfile", str(REPO / "tests/data/tiny.yaml"),
-              "--directory", str(tiny_run.parent.parent))
+    snakemake("--report", str(report), *TINY, "--directory", str(tiny_run.parent.parent))
     page = report.read_text()
     categories = _report_variable(page, "categories")
     assert sorted(categories["synthetic"]["tables"]) == sorted(REPORT_TABLES)
@@ -132,15 +133,9 @@ def test_report_holds_every_table_and_figure_with_captions(tiny_run, tmp_path):
 
 
 def _edit_and_run(path, edit, workdir):
-    """Apply `edit` to a finished project's file, run the workflow, then restore bytes and mtime."""
-    original, stat = path.read_bytes(), path.stat()
+    """Apply `edit` to a file of a finished project and run the workflow."""
     path.write_text(edit(path.read_text()))
-    try:
-        return snakemake("--cores", "1", "--configfile", str(REPO / "tests/data/tiny.yaml"), "--directory",
-                         str(workdir), check=False)
-    finally:
-        path.write_bytes(original)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    return snakemake("--cores", "1", *TINY, "--directory", str(workdir), check=False)
 
 
 def _asymmetric(text):
@@ -159,30 +154,20 @@ def _duplicate_leaf(text):
     ("hierarchy/distances.csv", _asymmetric, "not symmetric"),
     ("data/paths.csv", _duplicate_leaf, "duplicate leaf"),
 ])
-def test_bad_hierarchy_edit_stops_before_any_job_and_deletes_nothing(tiny_run, name, edit, message):
-    finished = sorted(p for p in tiny_run.rglob("*") if p.is_file())
-    result = _edit_and_run(tiny_run / name, edit, tiny_run.parent.parent)
+def test_bad_hierarchy_edit_stops_before_any_job_and_deletes_nothing(finished, name, edit, message):
+    results = finished / "results" / "synthetic"
+    files = sorted(p for p in results.rglob("*") if p.is_file())
+    result = _edit_and_run(results / name, edit, finished)
     assert result.returncode != 0 and message in result.stdout + result.stderr
-    assert str(tiny_run / name) in result.stdout + result.stderr or name in result.stdout + result.stderr
+    assert str(results / name) in result.stdout + result.stderr or name in result.stdout + result.stderr
     assert "Building DAG" not in result.stdout + result.stderr  # stopped at parse time, before any job
-    assert sorted(p for p in tiny_run.rglob("*") if p.is_file()) == finished
+    assert sorted(p for p in results.rglob("*") if p.is_file()) == files
 
 
 def test_rerun_has_nothing_to_do(tiny_run):
     workdir = tiny_run.parent.parent
-    result = snakemake("-n", "--configfile", str(REPO / "tests/data/tiny.yaml"), "--directory", str(workdir))
+    result = snakemake("-n", *TINY, "--directory", str(workdir))
     assert "Nothing to be done" in result.stdout + result.stderr
-
-
-TINY = ("--configfile", str(REPO / "tests/data/tiny.yaml"))
-
-
-@pytest.fixture
-def finished(tiny_run, tmp_path):
-    """A copy of the finished tiny project (results, logs, Snakemake's metadata) to change and rerun."""
-    work = tmp_path / "work"
-    shutil.copytree(tiny_run.parent.parent, work, symlinks=True)
-    return work
 
 
 def last_attempt(work, experiment, method, seed) -> str:
@@ -283,7 +268,8 @@ def test_dry_run_with_params_trigger_names_the_jobs_whose_params_changed(tiny_ru
         "train_synthetic_main_haframe_seeds0to1"}  # the pack job training haframe's two seeds
     others = {job: reason for job, reason in jobs.items() if not reason.startswith("Params have changed")}
     assert all(reason.startswith("Input files updated by another job") for reason in others.values()), others
-    assert {rule for rule, _ in others} == {"score", "table", "nc_curves", "paper_vs_ours", "ablation", "all"}
+    assert {rule for rule, _ in others} == {"score_synthetic_main", "table", "nc_curves", "paper_vs_ours", "ablation",
+                                            "all"}
     assert all("method=" not in w or "method=haframe" in w for _, w in others)
 
 

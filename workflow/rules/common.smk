@@ -48,11 +48,16 @@ RUN = layout.RUN_DIR
 LOG = layout.RUN_LOG_DIR
 
 
+def experiment_runs(dataset, experiment, methods=None, seeds=None):
+    """(method, seed) of each run of an experiment, in the order of experiment_files."""
+    exp = config["datasets"][dataset]["experiments"][experiment]
+    return [(m, s) for m in (methods or exp["methods"]) for s in (seeds or range(exp["seeds"]))]
+
+
 def experiment_files(dataset, experiment, name, methods=None, seeds=None):
     """One file per (method, seed) of an experiment."""
-    exp = config["datasets"][dataset]["experiments"][experiment]
-    return [layout.run_path(dataset, experiment, m, s, name)
-            for m in (methods or exp["methods"]) for s in (seeds or range(exp["seeds"]))]
+    runs = experiment_runs(dataset, experiment, methods, seeds)
+    return [layout.run_path(dataset, experiment, method, seed, name) for method, seed in runs]
 
 
 def training_data(wildcards):
@@ -186,10 +191,10 @@ if workflow.is_main_process:
     write_image_listings()
 
 
-def train_counts(wildcards):
-    if experiment_spec(wildcards)["kind"] == "longtail":
-        return {"train_counts": layout.LONGTAIL_TRAIN_COUNTS.format(dataset=wildcards.dataset,
-                                                                     experiment=wildcards.experiment)}
+def train_counts(dataset, experiment):
+    """A long-tail experiment's per-class training counts (many / medium / few-shot metrics)."""
+    if config["datasets"][dataset]["experiments"][experiment]["kind"] == "longtail":
+        return {"train_counts": layout.LONGTAIL_TRAIN_COUNTS.format(dataset=dataset, experiment=experiment)}
     return {}
 
 

@@ -39,9 +39,9 @@ for pack in PACKS:
             # worst case, sharing the GPU gains nothing: every run of the pack one after another
             runtime=booked["runtime"] * len(pack["runs"]),
         log:
-            layout.PACK_LOG.format(**pack),
+            layout.EXPERIMENT_JOB_LOG.format(**pack),
         benchmark:
-            layout.PACK_BENCHMARK.format(**pack)
+            layout.JOB_BENCHMARK.format(**pack)
         conda:
             "../../envs/featgeom.yaml"
         script:
