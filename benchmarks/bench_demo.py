@@ -35,12 +35,24 @@ def run_demo(tree: Path, workdir: Path, cores: int) -> dict:
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(tree / "Snakefile"), "--directory", str(workdir),
                "--configfile", str(tree / "config" / "demo.yaml"), "--cores", str(cores)]
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    workdir.mkdir(parents=True)
+    check_library_of(tree, env, workdir)
     cpu, started = children_cpu_seconds(), time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    # run from workdir: `python -m` puts the current folder first on sys.path, ahead of PYTHONPATH, so run from the
+    # repository every tree would import the repository's featgeom
+    done = subprocess.run(command, env=env, cwd=workdir, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"the demo of {tree} failed:\n{done.stderr[-4000:]}")
     return {"wall": wall, "cpu": children_cpu_seconds() - cpu, "jobs": int(STEPS_DONE.findall(done.stderr)[-1][1])}
+
+
+def check_library_of(tree: Path, env: dict, workdir: Path) -> None:
+    """The demo of `tree` must run `tree`'s featgeom, not the one the venv's editable install points to."""
+    where = subprocess.run([sys.executable, "-c", "import featgeom; print(featgeom.__file__)"], env=env, cwd=workdir,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    if not Path(where).is_relative_to(tree):
+        sys.exit(f"the demo of {tree} would import featgeom from {where}")
 
 
 def baseline_tree(commit: str, scratch: Path) -> Path:
