@@ -59,7 +59,7 @@ rule verify_image_folder:
         max_per_class=fg.data_limits(config).get("images_per_class"),
     wildcard_constraints:
         dataset=datasets_prepared_by("verify_image_folder"),
-    threads: config.get("threads_per_run", 1)
+    threads: config["threads_per_run"]
     log:
         f"{layout.DATASET_LOGS}/data/verify.log",
     benchmark:
@@ -82,7 +82,7 @@ rule prepare_fgvc_aircraft:
         max_per_class=fg.data_limits(config).get("images_per_class"),
     wildcard_constraints:
         dataset=datasets_prepared_by("prepare_fgvc_aircraft"),
-    threads: config.get("threads_per_run", 1)
+    threads: config["threads_per_run"]
     log:
         f"{layout.DATASET_LOGS}/data/prepare.log",
     benchmark:
@@ -105,12 +105,12 @@ rule prepare_stretched_images:
         classes=layout.CLASSES,
     params:
         source=lambda wc: config["datasets"][wc.dataset]["source"],
-        flat=lambda wc: config["datasets"][wc.dataset]["hierarchy"].get("flat", False),
+        flat=lambda wc: config["datasets"][wc.dataset]["hierarchy"]["flat"],
         images=lambda wc: fg.stretched_folder(config, wc.dataset),
         max_per_class=fg.data_limits(config).get("images_per_class"),
     wildcard_constraints:
         dataset=datasets_prepared_by("prepare_stretched_images"),
-    threads: config.get("threads_per_run", 1)
+    threads: config["threads_per_run"]
     log:
         f"{layout.DATASET_LOGS}/data/prepare.log",
     benchmark:
@@ -166,7 +166,7 @@ rule resize_images:
         key=layout.RESIZED_KEY,
     wildcard_constraints:
         size=r"\d+",
-    threads: config.get("threads_per_run", 1)
+    threads: config["threads_per_run"]
     log:
         f"{layout.DATASET_LOGS}/data/resize_{{size}}.log",
     benchmark:

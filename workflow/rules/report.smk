@@ -17,7 +17,7 @@ rule table:
     params:
         experiments=lambda wc: {e: config["datasets"][wc.dataset]["experiments"][e]
                                 for e in fg.experiments_of_table(config, wc.dataset, wc.table)},
-        ddof=config.get("ci_ddof", 0),
+        ddof=config["ci_ddof"],
         pilot=fg.pilot_banner(config),
         # a change of the training code reruns the tables (seconds), which then name the runs the old code made
         training_code=lambda wc: training_code_hash(),  # only where a table job is considered
@@ -64,7 +64,7 @@ rule tsne:
     params:
         figures=lambda wc: config["datasets"][wc.dataset]["figures"],
         pilot=fg.pilot_banner(config),
-    threads: config.get("threads_per_run", 1)
+    threads: config["threads_per_run"]
     log:
         f"{layout.DATASET_LOGS}/figures/tsne.log",
     benchmark:
@@ -113,7 +113,7 @@ rule paper_vs_ours:
         provenance=f"{layout.TABLES}/paper_vs_ours.provenance.json",
     params:
         published=published_name,
-        ddof=config.get("ci_ddof", 0),
+        ddof=config["ci_ddof"],
         pilot=fg.pilot_banner(config),
     log:
         f"{layout.DATASET_LOGS}/tables/paper_vs_ours.log",
@@ -137,7 +137,7 @@ rule ablation:
         provenance=f"{layout.TABLES}/ablation.provenance.json",
     params:
         published=published_name,
-        ddof=config.get("ci_ddof", 0),
+        ddof=config["ci_ddof"],
         pilot=fg.pilot_banner(config),
     log:
         f"{layout.DATASET_LOGS}/tables/ablation.log",
