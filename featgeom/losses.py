@@ -125,8 +125,9 @@ def build_loss(spec: dict, frame=None, similarity=None, scale: float | None = No
     return LOSS_BUILDERS[name](spec, frame=frame, similarity=similarity, scale=scale, level_table=level_table)
 
 
+# The loss options' defaults are the schema's (workflow/schemas/config.schema.yaml), written into every resolved spec.
 def _ce_loss(spec: dict, **_context) -> CrossEntropyLoss:
-    return CrossEntropyLoss(label_smoothing=spec.get("label_smoothing", 0.0))
+    return CrossEntropyLoss(label_smoothing=spec["label_smoothing"])
 
 
 def _haframe_loss(spec: dict, frame=None, similarity=None, **_context) -> HAFrameLoss:
@@ -139,7 +140,8 @@ def _haframe_loss(spec: dict, frame=None, similarity=None, **_context) -> HAFram
 
 def _hinge_loss(spec: dict, scale: float | None = None, **_context) -> HingeCrossEntropy:
     cone_cos = math.cos(math.radians(spec["cone_angle_deg"])) if "cone_angle_deg" in spec else None
-    return HingeCrossEntropy(tau=spec.get("tau", 0.0), scale=scale, cone_cos=cone_cos, mode=spec.get("mode", "hinge"))
+    floor = {"tau": spec["tau"]} if spec["mode"] == "hinge" else {}  # tau: the CE floor of mode hinge only
+    return HingeCrossEntropy(scale=scale, cone_cos=cone_cos, mode=spec["mode"], **floor)
 
 
 def _level_table(name: str, level_table):

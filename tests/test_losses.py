@@ -106,7 +106,7 @@ def test_cone_mode_needs_scale():
 
 def test_build_loss_names_and_cone_angle():
     w, s, *_ = tiny_haframe_problem()
-    assert isinstance(build_loss({"name": "ce"}), CrossEntropyLoss)
+    assert isinstance(build_loss({"name": "ce", "label_smoothing": 0.0}), CrossEntropyLoss)
     assert build_loss({"name": "haframe", "alpha": 0.5}, frame=w, similarity=s).alpha == 0.5
     cone = build_loss({"name": "hinge_ce", "mode": "cone", "cone_angle_deg": 60}, scale=16.0)
     assert cone.cone_cos == pytest.approx(0.5) and cone.scale == 16.0

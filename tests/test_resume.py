@@ -402,7 +402,7 @@ def test_a_forced_run_trains_again_and_a_kill_after_its_last_epoch_keeps_that_wo
 def ce_spec():
     """A type-II cross-entropy run: a second method for packs."""
     return {**spec("ce_t2"), "model": {"backbone": "convnet_small", "backbone_kwargs": {"width": 4}, "head": "type2"},
-            "loss": {"name": "ce"}, "frame": {}}
+            "loss": {"name": "ce", "label_smoothing": 0.0}, "frame": {}}
 
 
 def test_a_pack_trains_its_runs_in_two_processes_as_they_would_train_alone(inputs, tmp_path):
