@@ -2,7 +2,7 @@
 
 The JSON schema (workflow/schemas/config.schema.yaml) checks types and names, and holds every default that is
 one fixed value: featgeom.config_files.checked_config writes them into the config. This module writes the
-defaults that depend on another value (the dataset kind's, from featgeom.data.kinds; the recipe's, the
+defaults that depend on another value (the dataset kind's, from featgeom.dataset_kinds; the recipe's, the
 backbone's and the top-level keys', from the tables below), checks what a schema cannot (cross references
 between methods, frames that the chosen head needs) and raises ConfigError naming the offending key path. Its
 functions take a checked config. No torch here: the Snakefile imports this at parse time on every SLURM job.
@@ -13,7 +13,7 @@ import copy
 import difflib
 import json
 
-from featgeom.data.kinds import dataset_kind, in_memory_kinds
+from featgeom.dataset_kinds import dataset_kind, in_memory_kinds
 from featgeom.layout import STRETCHED_IMAGES, run_outputs
 from featgeom.provenance import has_nvidia_gpu
 from featgeom.registry import TABLE_OF_KIND  # the run table of each experiment kind, from the registry

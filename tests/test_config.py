@@ -422,19 +422,19 @@ def test_synthetic_defaults_are_the_generators():
 # --- dataset kinds: one registry --------------------------------------------------------------------------------
 
 def test_the_schema_lists_exactly_the_registered_dataset_kinds():
-    from featgeom.data.kinds import DATASET_KINDS
+    from featgeom.dataset_kinds import DATASET_KINDS
     assert SCHEMA["$defs"]["source"]["properties"]["kind"]["enum"] == list(DATASET_KINDS)
 
 
 def test_every_dataset_kind_is_prepared_by_a_data_rule():
-    from featgeom.data.kinds import DATASET_KINDS
+    from featgeom.dataset_kinds import DATASET_KINDS
     rules = set(re.findall(r"^rule (\w+):", (REPO / "workflow/rules/data.smk").read_text(), flags=re.MULTILINE))
     assert {kind.prepare_rule for kind in DATASET_KINDS.values()} <= rules
 
 
 def test_each_preparation_module_takes_the_kinds_its_rule_prepares():
     from featgeom.data import cifar, prepare_raw
-    from featgeom.data.kinds import DATASET_KINDS
+    from featgeom.dataset_kinds import DATASET_KINDS
     prepared_by = {rule: {name for name, kind in DATASET_KINDS.items() if kind.prepare_rule == rule}
                    for rule in ("prepare_cifar", "prepare_stretched_images")}
     assert set(cifar.LOADERS) == prepared_by["prepare_cifar"]

@@ -5,7 +5,7 @@ import os
 import featgeom.config as fg
 from featgeom import layout, registry
 from featgeom.config_files import checked_config
-from featgeom.data.kinds import dataset_kind
+from featgeom.dataset_kinds import dataset_kind
 from featgeom.data.manifest import folder_listing
 from featgeom.hierarchy_stage import check_hierarchy_files
 from featgeom.io import update_json
@@ -26,7 +26,7 @@ NEVER = "(?!x)x"  # a regex that matches nothing, for a dataset kind absent from
 
 
 def datasets_prepared_by(rule):
-    """The datasets whose source kind the data rule `rule` prepares (featgeom.data.kinds), as a regex."""
+    """The datasets whose source kind the data rule `rule` prepares (featgeom.dataset_kinds), as a regex."""
     names = [d for d, spec in config["datasets"].items() if dataset_kind(spec["source"]).prepare_rule == rule]
     return "|".join(names) or NEVER
 
