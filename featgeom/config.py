@@ -497,12 +497,6 @@ def _check_level_heads(where, exp, spec) -> None:
                           "official: CIFAR WRN 1, FGVC 2, iNat19 2, tiered 5)")
 
 
-def table_targets(config, dataset):
-    """The table names (one per experiment kind present) of a dataset."""
-    kinds = {exp["kind"] for ds, _, exp in experiments(config) if ds == dataset}
-    return sorted(TABLE_OF_KIND[k] for k in kinds)
-
-
 def experiments_of_table(config, dataset, table):
     """Experiments summarised by a table; the collapse table covers every experiment of the dataset."""
     return [n for ds, n, exp in experiments(config)

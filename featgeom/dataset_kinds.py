@@ -39,4 +39,3 @@ def dataset_kind(source: dict) -> DatasetKind:
 def in_memory_kinds() -> list[str]:
     """The kinds held in memory, in registry order (for error messages)."""
     return [name for name, kind in DATASET_KINDS.items() if kind.in_memory]
-
